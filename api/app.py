@@ -1,0 +1,116 @@
+"""The composition root: ``create_app(settings)`` assembles routes, auth, errors, docs and the database pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from openapi_ui_bundles import swagger_ui
+
+from api import db, health
+from api.admin import AdminController
+from api.auth.principal import jwt_auth
+from api.auth.routes import AuthController
+from api.errors import EXCEPTION_HANDLERS
+from api.logs import RequestIdMiddleware
+from api.patients.routes import ConsentDocumentController, MeController, PatientController
+from api.settings import Settings, load_settings
+from api.worker import run_worker
+from notifications.sms import SmsGateway, SmsGatewayConfig
+from pharmacy_link.routes import PharmacyController
+
+API_VERSION = "0.1.0"
+
+
+@get("/docs", opt={"public": True}, include_in_schema=False)
+async def docs_redirect() -> Redirect:
+    return Redirect("/schema/swagger")
+
+
+def sms_gateway_for(settings: Settings) -> SmsGateway:
+    base_url = settings.sms_gateway_url or f"http://127.0.0.1:{settings.sms_sandbox_port}"
+    return SmsGateway(SmsGatewayConfig(base_url=base_url, api_key=settings.sms_api_key,
+                                       secret_key=settings.sms_secret_key, brandname=settings.sms_brandname))
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    auth = jwt_auth(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        target = await asyncio.to_thread(db.resolve_target, settings)
+        pool = await db.create_pool(target, settings)
+        sms = sms_gateway_for(settings)
+        try:
+            await db.check_schema(pool)
+            app.state.pool = pool
+            app.state.sms = sms
+            worker = asyncio.create_task(run_worker(pool, settings)) if settings.run_worker else None
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+        finally:
+            sms.close()
+            await pool.close()
+
+    def provide_pool(state: State) -> asyncpg.Pool:
+        pool: asyncpg.Pool = state.pool
+        return pool
+
+    def provide_sms(state: State) -> SmsGateway:
+        sms: SmsGateway = state.sms
+        return sms
+
+    def provide_settings() -> Settings:
+        return settings
+
+    openapi = OpenAPIConfig(
+        title="Lienthong API",
+        version=API_VERSION,
+        description="Telemedicine and e-prescription backend. Errors are RFC 9457 problem+json documents.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(
+            path="/swagger", js_url="/docs/assets/swagger-ui-bundle.js", css_url="/docs/assets/swagger-ui.css",
+            standalone_preset_js_url="/docs/assets/swagger-ui-standalone-preset.js",
+        )],
+        components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer",
+                                                                              bearer_format="JWT")}),
+    )
+
+    return Litestar(
+        route_handlers=[
+            AuthController, MeController, PatientController, ConsentDocumentController, AdminController,
+            PharmacyController, health.live, health.ready, docs_redirect,
+            create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],
+                                       opt={"public": True}, include_in_schema=False),
+        ],
+        dependencies={"pool": Provide(provide_pool, sync_to_thread=False),
+                      "sms": Provide(provide_sms, sync_to_thread=False),
+                      "settings": Provide(provide_settings, sync_to_thread=False)},
+        lifespan=[lifespan],
+        on_app_init=[auth.on_app_init],
+        middleware=[DefineMiddleware(RequestIdMiddleware)],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=openapi,
+        debug=False,
+        logging_config=None,
+    )
+

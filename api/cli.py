@@ -1,0 +1,211 @@
+"""The ``lienthong`` command: serve, migrate, seed-demo, worker, createuser, db-stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import signal
+import sys
+import time
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from api import db, embedded_pg
+from api.audit import AuditContext
+from api.auth.accounts import StaffAccountIn, create_staff_account
+from api.demo import demo_accounts, seed_demo
+from api.errors import DomainError
+from api.logs import configure_logging
+from api.settings import Settings, SettingsError, load_settings, with_overrides
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _prepare(settings: Settings, *, seed: bool) -> tuple[db.DatabaseTarget, list[str], bool]:
+    target = await asyncio.to_thread(db.resolve_target, settings)
+    applied = await db.migrate(target.admin_dsn)
+    seeded = False
+    if seed and settings.mode == "demo":
+        pool = await db.create_pool(target, with_overrides(settings, db_pool_min=1, db_pool_max=2))
+        try:
+            seeded = await seed_demo(pool, settings)
+        finally:
+            await pool.close()
+    return target, applied, seeded
+
+
+def _print_demo_accounts(settings: Settings) -> None:
+    _say("Demo accounts (demo mode only; never expose a demo instance):")
+    for account in demo_accounts():
+        secret = f"  TOTP secret {account.totp_secret}" if account.totp_secret else ""
+        password = f"  password {account.password}" if account.password else ""
+        _say(f"  {account.role:<10} {account.login:<14}{password}{secret}  ({account.note})")
+    _say(f"Patient OTPs land in the SMS sandbox inbox: http://127.0.0.1:{settings.sms_sandbox_port}/inbox")
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from api.app import create_app  # noqa: PLC0415
+    from notifications.sms_sandbox import SmsSandbox  # noqa: PLC0415
+
+    started = time.monotonic()
+    settings = with_overrides(settings, host=args.host or settings.host, port=args.port or settings.port,
+                              run_worker=settings.run_worker and not args.no_worker)
+    we_started_db = settings.uses_embedded_db and not embedded_pg.is_running(settings.data_dir)
+    _, applied, seeded = asyncio.run(_prepare(settings, seed=True))
+    if applied:
+        _say(f"Applied migrations: {', '.join(applied)}")
+    if settings.uses_embedded_db:
+        _say(f"Embedded PostgreSQL running, data in {settings.data_dir / 'pgdata'}")
+    sandbox = None
+    if settings.uses_sms_sandbox:
+        sandbox = SmsSandbox(port=settings.sms_sandbox_port, api_key=settings.sms_api_key,
+                             secret_key=settings.sms_secret_key, brandnames=(settings.sms_brandname,))
+        sandbox.start()
+        _say(f"SMS sandbox listening on {sandbox.base_url} (inbox: {sandbox.base_url}/inbox)")
+    if settings.mode == "demo":
+        if seeded:
+            _say("Demo data loaded.")
+        _print_demo_accounts(settings)
+    _say(f"Ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port}  "
+         f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                    access_log=False, lifespan="on")
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+        if we_started_db:
+            embedded_pg.stop(settings.data_dir)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _, applied, _ = asyncio.run(_prepare(settings, seed=False))
+    _say(f"Applied: {', '.join(applied)}" if applied else "Database is up to date.")
+    return 0
+
+
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.mode != "demo":
+        _say("seed-demo only runs with LIENTHONG_MODE=demo")
+        return 2
+    _, _, seeded = asyncio.run(_prepare(settings, seed=True))
+    _say("Demo data loaded." if seeded else "Demo data was already there.")
+    _print_demo_accounts(settings)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from api.worker import run_worker  # noqa: PLC0415
+
+    async def main() -> None:
+        target = await asyncio.to_thread(db.resolve_target, settings)
+        pool = await db.create_pool(target, settings)
+        try:
+            await db.check_schema(pool)
+            task = asyncio.create_task(run_worker(pool, settings))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, task.cancel)
+            _say("Worker running; Ctrl-C to stop.")
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    try:
+        data = msgspec.convert({
+            "role": args.role, "username": args.username, "password": password, "full_name": args.full_name,
+            "facility_code": args.facility_code, "title": args.title or "", "licence_number": args.licence_number,
+            "pharmacy_id": args.pharmacy_id, "has_pharmacist_degree": args.pharmacist_degree,
+        }, StaffAccountIn)
+    except msgspec.ValidationError as exc:
+        _say(f"Invalid input: {exc}")
+        return 2
+
+    async def main() -> int:
+        target, _, _ = await _prepare(settings, seed=False)
+        pool = await db.create_pool(target, with_overrides(settings, db_pool_min=1, db_pool_max=2))
+        try:
+            account = await create_staff_account(
+                pool, settings, data, AuditContext(None, "system", None, "lienthong createuser", None))
+        except DomainError as exc:
+            _say(f"Not created: {exc.detail}")
+            return 2
+        finally:
+            await pool.close()
+        _say(f"Created {account.role} {account.username} ({account.account_id}). "
+             "The authenticator app is enrolled at first sign-in (POST /auth/login, then /auth/totp/enrol).")
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.uses_embedded_db:
+        _say("DATABASE_URL is set: there is no embedded database to stop.")
+        return 2
+    embedded_pg.stop(settings.data_dir)
+    _say("Embedded PostgreSQL stopped.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lienthong", description="Lienthong telemedicine backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="migrate, load demo data (demo mode) and run the API with its workers")
+    serve.add_argument("--host", help="listen address (default LIENTHONG_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default LIENTHONG_PORT or 8000)")
+    serve.add_argument("--no-worker", action="store_true", help="API only; run `lienthong worker` separately")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("seed-demo", help="load the demo data (demo mode)").set_defaults(func=cmd_seed_demo)
+    sub.add_parser("worker", help="run background workers without the API").set_defaults(func=cmd_worker)
+    sub.add_parser("db-stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_db_stop)
+    create = sub.add_parser("createuser", help="create a doctor, pharmacist or admin account")
+    create.add_argument("--role", required=True, choices=["doctor", "pharmacist", "admin"])
+    create.add_argument("--username", required=True)
+    create.add_argument("--full-name", required=True)
+    create.add_argument("--facility-code", help="doctor: 5-character facility (BHYT) code")
+    create.add_argument("--licence-number", help="doctor: practising licence number")
+    create.add_argument("--title", help="doctor: title, e.g. BSCKI")
+    create.add_argument("--pharmacy-id", type=UUID, help="pharmacist: pharmacy id")
+    create.add_argument("--pharmacist-degree", action="store_true", help="pharmacist holds a pharmacist degree")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.set_defaults(func=cmd_createuser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        code: int = args.func(settings, args)
+    except (db.MigrationError, asyncpg.PostgresError, OSError, RuntimeError) as exc:
+        print(f"lienthong {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Demo data: a clinic, two doctors, a pharmacy with its pharmacist, an admin, two patients and one child.
+
+For demo mode only: the passwords and authenticator secrets below are published in the README so a person can
+sign in as each role. ``seed_demo`` refuses to run in production mode.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import asyncpg
+import msgspec
+
+from api.audit import AuditContext
+from api.auth.accounts import StaffAccountIn, create_staff_account
+from api.settings import Settings
+
+FACILITY_CODE = "79026"
+PHARMACY_ID = uuid.UUID("6c1f7e2a-0000-4000-8000-000000000001")
+
+
+class DemoAccount(msgspec.Struct):
+    role: str
+    login: str
+    password: str | None
+    totp_secret: str | None
+    note: str
+
+
+STAFF: tuple[tuple[StaffAccountIn, str, str], ...] = (
+    (StaffAccountIn(role="doctor", username="bs.lan", password="demo-Lan-2026", full_name="Nguyễn Thị Lan",
+                    facility_code=FACILITY_CODE, title="BSCKI", licence_number="000123/HCM-CCHN"),
+     "JBSWY3DPEHPK3PXPLANLANLANLANLAN2", "Bác sĩ Nhi khoa"),
+    (StaffAccountIn(role="doctor", username="bs.minh", password="demo-Minh-2026", full_name="Trần Quang Minh",
+                    facility_code=FACILITY_CODE, title="ThS.BS", licence_number="000456/HCM-CCHN"),
+     "JBSWY3DPEHPK3PXPMINHMINHMINHMIN", "Bác sĩ Nội tổng quát"),
+    (StaffAccountIn(role="pharmacist", username="ds.hoa", password="demo-Hoa-2026", full_name="Phạm Thu Hoa",
+                    pharmacy_id=PHARMACY_ID, has_pharmacist_degree=True),
+     "JBSWY3DPEHPK3PXPHOAHOAHOAHOAHOA", "Dược sĩ đại học, Nhà thuốc Liên Thông"),
+    (StaffAccountIn(role="admin", username="admin", password="demo-Admin-2026", full_name="Quản trị viên"),
+     "JBSWY3DPEHPK3PXPADMINADMINADMIN", "Administrator"),
+)
+
+PATIENTS = (
+    ("+84912345678", "Nguyễn Thị Mai", date(1992, 3, 14), "female", "12 Nguyễn Huệ, Phường Bến Nghé, Quận 1, TP.HCM"),
+    ("+84987654321", "Lê Văn Hùng", date(1978, 11, 2), "male", "Ấp 3, xã Tân Phú, Đồng Nai"),
+)
+CHILD = ("Trần Gia Bảo", date(2024, 5, 10), "male", 11.5)
+
+
+def demo_accounts() -> list[DemoAccount]:
+    accounts = [DemoAccount(role=s.role, login=s.username, password=s.password, totp_secret=secret, note=note)
+                for s, secret, note in STAFF]
+    accounts += [DemoAccount(role="patient", login=phone, password=None, totp_secret=None,
+                             note=f"{name}: sign in with an SMS code from the sandbox inbox")
+                 for phone, name, *_ in PATIENTS]
+    return accounts
+
+
+async def seed_demo(pool: asyncpg.Pool, settings: Settings) -> bool:
+    """Load the demo data once; returns False when it is already there."""
+    if settings.mode != "demo":
+        raise RuntimeError("demo data is only loaded in LIENTHONG_MODE=demo")
+    ctx = AuditContext(None, "system", None, "lienthong seed-demo", None)
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM facilities WHERE code = $1)", FACILITY_CODE):
+            return False
+        await conn.execute(
+            "INSERT INTO facilities (code, name, address, province) VALUES ($1, $2, $3, $4)",
+            FACILITY_CODE, "Phòng khám Đa khoa Liên Thông (demo)", "215 Hồng Bàng, Quận 5", "TP. Hồ Chí Minh")
+        await conn.execute(
+            "INSERT INTO pharmacies (id, name, kind, address) VALUES ($1, $2, 'nha_thuoc', $3)",
+            PHARMACY_ID, "Nhà thuốc Liên Thông (demo)", "220 Hồng Bàng, Quận 5, TP. Hồ Chí Minh")
+    for account, secret, _ in STAFF:
+        await create_staff_account(pool, settings, account, ctx, totp_secret=secret)
+    async with pool.acquire() as conn, conn.transaction():
+        patient_ids = []
+        for phone, name, dob, sex, address in PATIENTS:
+            account_id = await conn.fetchval(
+                "INSERT INTO accounts (role, phone, full_name) VALUES ('patient', $1, $2) RETURNING id", phone, name)
+            patient_ids.append(await conn.fetchval(
+                """INSERT INTO patients (account_id, full_name, date_of_birth, sex, address)
+                   VALUES ($1, $2, $3, $4, $5) RETURNING id""", account_id, name, dob, sex, address))
+        child_name, child_dob, child_sex, child_weight = CHILD
+        child_id = await conn.fetchval(
+            """INSERT INTO patients (full_name, date_of_birth, sex, weight_kg, allergies)
+               VALUES ($1, $2, $3, $4, '[{"substance": "penicillin", "reaction": "phát ban", "severity": "moderate"}]')
+               RETURNING id""", child_name, child_dob, child_sex, child_weight)
+        await conn.execute(
+            "INSERT INTO guardianships (guardian_id, dependent_id, relationship) VALUES ($1, $2, 'parent')",
+            patient_ids[0], child_id)
+        for patient_id, recorder in ((patient_ids[0], patient_ids[0]), (child_id, patient_ids[0]),
+                                     (patient_ids[1], patient_ids[1])):
+            await conn.execute(
+                """INSERT INTO consents (patient_id, kind, version, granted, recorded_by, user_agent)
+                   SELECT $1, d.kind, d.version, true, p.account_id, 'lienthong seed-demo'
+                   FROM consent_documents d, patients p WHERE p.id = $2""", patient_id, recorder)
+    return True

@@ -1,0 +1,189 @@
+"""RFC 9457 problem+json: the one shape every error takes, and the mapping from exceptions to it.
+
+Domains raise ``DomainError`` subclasses; framework errors (validation, auth, 404, 413...) and database outages are
+mapped here, so no handler ever builds an error body by hand. ``type`` values are stable: clients switch on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
+log = logging.getLogger("lienthong.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    path: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class DomainError(Exception):
+    """Base of every error a client can cause; subclasses set status, slug and title."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, *, errors: Sequence[FieldError] | None = None,
+                 headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+class InvalidInput(DomainError):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message, errors=[FieldError(path, message)])
+
+
+class NotFound(DomainError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Forbidden(DomainError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class Conflict(DomainError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class TooManyRequests(DomainError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))},
+                         extra={"retry_after": max(1, retry_after_s)})
+
+
+class ServiceUnavailable(DomainError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+def problem_type(slug: str) -> str:
+    return f"/problems/{slug}"
+
+
+def problem_response(request: Request[Any, Any, Any], status: int, slug: str, title: str, detail: str, *,
+                     errors: Sequence[FieldError] | None = None, headers: Mapping[str, str] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> Response[bytes]:
+    body = Problem(
+        type=problem_type(slug), title=title, status=status, detail=detail, instance=request.url.path,
+        request_id=request.scope.get("state", {}).get("request_id"), errors=list(errors) if errors else None,
+    )
+    encoded = msgspec.json.encode(body)
+    if extra:
+        merged = msgspec.json.decode(encoded)
+        merged.update(extra)
+        encoded = msgspec.json.encode(merged)
+    return Response(encoded, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return problem_response(request, exc.status, exc.slug, exc.title, exc.detail, errors=exc.errors,
+                            headers=exc.headers, extra=exc.extra)
+
+
+_AT_PATH = re.compile(r"^(?P<msg>.*?) - at `\$(?P<path>[^`]*)`$")
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors: list[FieldError] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid value"))
+        source = item.get("source") or "body"
+        key = item.get("key")
+        match = _AT_PATH.match(message)
+        if match:  # msgspec reports the JSON path inside the body: "... - at `$.lines[0].dose`"
+            message, path = match.group("msg"), f"body{match.group('path')}"
+        elif key:
+            path = f"{source}.{key}"
+        else:
+            path = str(source)
+        errors.append(FieldError(path, message))
+    detail = "; ".join(f"{e.path}: {e.message}" for e in errors) if errors else str(exc.detail)
+    if "Request body" in str(exc.detail) and not errors:
+        errors.append(FieldError("body", str(exc.detail)))
+    return problem_response(request, 400, "validation-error", "Invalid input", detail, errors=errors or None)
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        return _unexpected(request, exc)
+    slug, title = _HTTP_SLUGS.get(status, (f"http-{status}", "Request error"))
+    headers = dict(exc.headers or {})
+    detail = exc.detail
+    if isinstance(exc, NotAuthorizedException):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="lienthong"')
+        # Litestar's JWT middleware words differ by cause; the client only needs to know to sign in again.
+        detail = "A valid, unexpired access token is required (Authorization: Bearer ...)."
+    elif status == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    return problem_response(request, status, slug, title, detail, headers=headers)
+
+
+_DB_DOWN = (
+    asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError, ConnectionError, TimeoutError, OSError,
+)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, _DB_DOWN) or isinstance(exc, asyncpg.PostgresConnectionError):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(request, 503, "database-unavailable", "Service unavailable",
+                                "The database is not reachable right now; retry shortly.", headers={"Retry-After": "2"})
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(request, 500, "internal-error", "Internal error",
+                            "An unexpected error occurred; it has been logged with this request id.")
+
+
+EXCEPTION_HANDLERS: Mapping[Any, Any] = {
+    DomainError: _domain_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}
+
+__all__ = [
+    "EXCEPTION_HANDLERS", "PROBLEM_JSON", "Conflict", "DomainError", "FieldError", "Forbidden", "InvalidInput",
+    "NotFound", "Problem", "ServiceUnavailable", "TooManyRequests", "problem_response",
+]

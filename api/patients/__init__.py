@@ -1,0 +1,1 @@
+"""Patients' own records: profile, dependents (children), consents, and who accessed their data."""

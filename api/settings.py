@@ -1,0 +1,244 @@
+"""Typed settings read once from environment variables; the only module that reads the environment.
+
+Every variable is listed in ``SETTINGS_DOC`` (rendered into the README's configuration table). A bad value stops
+start-up with a message naming the variable, never a traceback from deep inside the app.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["demo", "production"]
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = "demo"
+    database_url: str | None = None
+    data_dir: Path = Path(".lienthong")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    db_app_role: str | None = None
+    jwt_secret: str = ""
+    data_key: bytes = b""
+    otp_pepper: bytes = b""
+    access_token_ttl_s: int = 900
+    patient_refresh_ttl_s: int = 30 * 24 * 3600
+    staff_refresh_ttl_s: int = 12 * 3600
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    otp_per_phone_per_minute: int = 1
+    otp_per_phone_per_hour: int = 5
+    otp_per_ip_per_minute: int = 5
+    otp_per_ip_per_hour: int = 30
+    staff_max_failed_logins: int = 5
+    staff_lockout_s: int = 900
+    sms_gateway_url: str | None = None
+    sms_api_key: str = "sandbox-key"
+    sms_secret_key: str = "sandbox-secret"  # noqa: S105 - the sandbox's published demo credential
+    sms_brandname: str = "LIENTHONG"
+    sms_sandbox_port: int = 8025
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    run_worker: bool = True
+
+    @property
+    def uses_embedded_db(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_sms_sandbox(self) -> bool:
+        return self.sms_gateway_url is None
+
+
+# (variable, default shown in README, meaning); the order is the README's.
+SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
+    ("LIENTHONG_MODE", "demo", "`demo` loads demo data, starts local sandboxes and generates secrets; "
+     "`production` requires every secret below."),
+    ("DATABASE_URL", "(unset)", "PostgreSQL URL. Unset: an embedded PostgreSQL in `LIENTHONG_DATA_DIR/pgdata`."),
+    ("LIENTHONG_DATA_DIR", ".lienthong", "Project-local folder for the embedded database and demo secrets."),
+    ("LIENTHONG_HOST", "127.0.0.1", "Address `lienthong serve` listens on."),
+    ("LIENTHONG_PORT", "8000", "Port `lienthong serve` listens on."),
+    ("LIENTHONG_DB_POOL_MIN", "2", "asyncpg pool minimum size."),
+    ("LIENTHONG_DB_POOL_MAX", "10", "asyncpg pool maximum size."),
+    ("LIENTHONG_DB_APP_ROLE", "(unset)", "Role the API switches to after connecting (`SET ROLE`), e.g. "
+     "`lienthong_app`, which may not UPDATE/DELETE the audit log. The embedded database always uses it."),
+    ("LIENTHONG_JWT_SECRET", "(generated in demo)", "HMAC key for access tokens, at least 32 characters."),
+    ("LIENTHONG_DATA_KEY", "(generated in demo)", "Base64 of 32 bytes: AES-GCM key for TOTP secrets at rest."),
+    ("LIENTHONG_OTP_PEPPER", "(generated in demo)", "Base64 of ≥16 bytes: HMAC key for hashing OTPs, "
+     "refresh tokens and recovery codes."),
+    ("LIENTHONG_ACCESS_TOKEN_TTL", "900", "Access token lifetime, seconds."),
+    ("LIENTHONG_PATIENT_REFRESH_TTL", "2592000", "Patient refresh token lifetime, seconds (30 days)."),
+    ("LIENTHONG_STAFF_REFRESH_TTL", "43200", "Doctor/pharmacist/admin refresh token lifetime, seconds (12 h)."),
+    ("LIENTHONG_OTP_TTL", "300", "SMS OTP validity, seconds."),
+    ("LIENTHONG_OTP_MAX_ATTEMPTS", "5", "Wrong codes before an OTP dies."),
+    ("LIENTHONG_OTP_PER_PHONE_PER_MINUTE", "1", "OTP sends allowed per phone number per minute."),
+    ("LIENTHONG_OTP_PER_PHONE_PER_HOUR", "5", "OTP sends allowed per phone number per hour."),
+    ("LIENTHONG_OTP_PER_IP_PER_MINUTE", "5", "OTP sends allowed per client IP per minute (mobile carriers "
+     "put many users behind one IP, so this is looser than per phone)."),
+    ("LIENTHONG_OTP_PER_IP_PER_HOUR", "30", "OTP sends allowed per client IP per hour."),
+    ("LIENTHONG_STAFF_MAX_FAILED_LOGINS", "5", "Failed staff sign-ins before the account is locked."),
+    ("LIENTHONG_STAFF_LOCKOUT", "900", "Staff lockout duration, seconds."),
+    ("SMS_GATEWAY_URL", "(unset)", "eSMS-compatible gateway base URL. Unset: the local SMS sandbox."),
+    ("SMS_API_KEY", "sandbox-key", "Gateway ApiKey."),
+    ("SMS_SECRET_KEY", "sandbox-secret", "Gateway SecretKey."),
+    ("SMS_BRANDNAME", "LIENTHONG", "Registered brandname (tên định danh)."),
+    ("SMS_SANDBOX_PORT", "8025", "Port of the local SMS sandbox (inbox at `/inbox`)."),
+    ("LIENTHONG_MAX_BODY_BYTES", "1048576", "Largest request body accepted (413 above)."),
+    ("LIENTHONG_LOG_LEVEL", "INFO", "Log level of the JSON logs."),
+    ("LIENTHONG_RUN_WORKER", "true", "Run background workers inside `lienthong serve`."),
+)
+
+_DEMO_SECRETS_FILE = "demo-secrets.json"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _b64key(name: str, raw: str, min_len: int) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise SettingsError(f"{name} must be base64") from None
+    if len(key) < min_len:
+        raise SettingsError(f"{name} must decode to at least {min_len} bytes, got {len(key)}")
+    return key
+
+
+def _demo_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets generated once per demo installation and kept beside its database, so restarts keep sessions."""
+    path = data_dir / _DEMO_SECRETS_FILE
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "LIENTHONG_JWT_SECRET": secrets.token_urlsafe(48),
+        "LIENTHONG_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "LIENTHONG_OTP_PEPPER": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    path.write_text(json.dumps(generated))
+    path.chmod(0o600)
+    return generated
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``env`` (default: ``os.environ``); raise SettingsError naming the bad variable."""
+    env = dict(os.environ if env is None else env)
+    mode = env.get("LIENTHONG_MODE", "demo")
+    if mode not in ("demo", "production"):
+        raise SettingsError(f"LIENTHONG_MODE must be 'demo' or 'production', got {mode!r}")
+    data_dir = Path(env.get("LIENTHONG_DATA_DIR") or ".lienthong").expanduser().resolve()
+
+    database_url = env.get("DATABASE_URL") or None
+    if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("DATABASE_URL must start with postgresql:// or postgres://")
+    if mode == "production" and database_url is None:
+        raise SettingsError("DATABASE_URL is required when LIENTHONG_MODE=production")
+
+    secret_names = ("LIENTHONG_JWT_SECRET", "LIENTHONG_DATA_KEY", "LIENTHONG_OTP_PEPPER")
+    missing = [n for n in secret_names if not env.get(n)]
+    if missing:
+        if mode == "production":
+            raise SettingsError(f"{missing[0]} is required when LIENTHONG_MODE=production")
+        generated = _demo_secrets(data_dir)
+        for name in missing:
+            env[name] = generated[name]
+
+    jwt_secret = env["LIENTHONG_JWT_SECRET"]
+    if len(jwt_secret) < 32:
+        raise SettingsError("LIENTHONG_JWT_SECRET must be at least 32 characters")
+
+    host = env.get("LIENTHONG_HOST") or "127.0.0.1"
+    port = _int(env, "LIENTHONG_PORT", 8000, minimum=1)
+    if port > 65535:
+        raise SettingsError(f"LIENTHONG_PORT must be at most 65535, got {port}")
+    pool_min = _int(env, "LIENTHONG_DB_POOL_MIN", 2, minimum=0)
+    pool_max = _int(env, "LIENTHONG_DB_POOL_MAX", 10, minimum=1)
+    if pool_min > pool_max:
+        raise SettingsError("LIENTHONG_DB_POOL_MIN must not exceed LIENTHONG_DB_POOL_MAX")
+    log_level = (env.get("LIENTHONG_LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"LIENTHONG_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    sms_url = env.get("SMS_GATEWAY_URL") or None
+    if mode == "production" and sms_url is None:
+        raise SettingsError("SMS_GATEWAY_URL is required when LIENTHONG_MODE=production (the sandbox is demo-only)")
+    if sms_url is not None and not sms_url.startswith(("http://", "https://")):
+        raise SettingsError("SMS_GATEWAY_URL must be an http(s) URL")
+
+    return Settings(
+        mode=mode,  # type: ignore[arg-type]  # checked against the Literal above
+        database_url=database_url,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        db_pool_min=pool_min,
+        db_pool_max=pool_max,
+        db_app_role=env.get("LIENTHONG_DB_APP_ROLE") or None,
+        jwt_secret=jwt_secret,
+        data_key=_b64key("LIENTHONG_DATA_KEY", env["LIENTHONG_DATA_KEY"], 32)[:32],
+        otp_pepper=_b64key("LIENTHONG_OTP_PEPPER", env["LIENTHONG_OTP_PEPPER"], 16),
+        access_token_ttl_s=_int(env, "LIENTHONG_ACCESS_TOKEN_TTL", 900, minimum=30),
+        patient_refresh_ttl_s=_int(env, "LIENTHONG_PATIENT_REFRESH_TTL", 30 * 24 * 3600, minimum=60),
+        staff_refresh_ttl_s=_int(env, "LIENTHONG_STAFF_REFRESH_TTL", 12 * 3600, minimum=60),
+        otp_ttl_s=_int(env, "LIENTHONG_OTP_TTL", 300, minimum=30),
+        otp_max_attempts=_int(env, "LIENTHONG_OTP_MAX_ATTEMPTS", 5, minimum=1),
+        otp_per_phone_per_minute=_int(env, "LIENTHONG_OTP_PER_PHONE_PER_MINUTE", 1, minimum=1),
+        otp_per_phone_per_hour=_int(env, "LIENTHONG_OTP_PER_PHONE_PER_HOUR", 5, minimum=1),
+        otp_per_ip_per_minute=_int(env, "LIENTHONG_OTP_PER_IP_PER_MINUTE", 5, minimum=1),
+        otp_per_ip_per_hour=_int(env, "LIENTHONG_OTP_PER_IP_PER_HOUR", 30, minimum=1),
+        staff_max_failed_logins=_int(env, "LIENTHONG_STAFF_MAX_FAILED_LOGINS", 5, minimum=1),
+        staff_lockout_s=_int(env, "LIENTHONG_STAFF_LOCKOUT", 900, minimum=1),
+        sms_gateway_url=sms_url,
+        sms_api_key=env.get("SMS_API_KEY") or "sandbox-key",
+        sms_secret_key=env.get("SMS_SECRET_KEY") or "sandbox-secret",
+        sms_brandname=env.get("SMS_BRANDNAME") or "LIENTHONG",
+        sms_sandbox_port=_int(env, "SMS_SANDBOX_PORT", 8025, minimum=0),
+        max_body_bytes=_int(env, "LIENTHONG_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+        log_level=log_level,
+        run_worker=_bool(env, "LIENTHONG_RUN_WORKER", True),
+    )
+
+
+def with_overrides(settings: Settings, **changes: object) -> Settings:
+    """A copy with some fields changed (tests and the CLI's flags use it)."""
+    known = {f.name for f in fields(Settings)}
+    unknown = set(changes) - known
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return replace(settings, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,46 @@
+"""Background work that runs beside the API (in ``lienthong serve``) or alone (``lienthong worker``).
+
+Each job is an async function run periodically; every job must be safe to run in several processes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from api.settings import Settings
+
+log = logging.getLogger("lienthong.worker")
+
+Job = Callable[[asyncpg.Pool, Settings], Awaitable[None]]
+
+
+async def purge_expired_credentials(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Drop dead OTP challenges (kept one day for throttling and forensics) and long-dead refresh tokens."""
+    await pool.execute("DELETE FROM otp_challenges WHERE created_at < now() - interval '1 day'")
+    await pool.execute("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
+
+
+JOBS: tuple[tuple[str, float, Job], ...] = (
+    ("purge_expired_credentials", 3600.0, purge_expired_credentials),
+)
+
+
+async def _every(name: str, period_s: float, job: Job, pool: asyncpg.Pool, settings: Settings) -> None:
+    while True:
+        try:
+            await job(pool, settings)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            # the database may be restarting; the next period tries again
+            log.warning("job failed", extra={"job": name, "error": type(exc).__name__})
+        await asyncio.sleep(period_s)
+
+
+async def run_worker(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Run every job until cancelled."""
+    async with asyncio.TaskGroup() as group:
+        for name, period_s, job in JOBS:
+            group.create_task(_every(name, period_s, job, pool, settings), name=name)

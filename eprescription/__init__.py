@@ -1,0 +1,1 @@
+"""eprescription package."""

@@ -1,0 +1,168 @@
+"""Test infrastructure: one embedded PostgreSQL per run, a fresh database per test cloned from a migrated
+template, the SMS sandbox on loopback, and the real app behind Litestar's ASGI test client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api import db, embedded_pg
+from api.app import create_app
+from api.demo import seed_demo
+from api.settings import Settings
+from notifications.sms_sandbox import SmsSandbox
+
+TEMPLATE = "lienthong_template"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[embedded_pg.EmbeddedCluster]:
+    base = Path(tempfile.mkdtemp(prefix="lienthong-test-"))
+    cluster = embedded_pg.ensure_running(base, durable=False)
+    try:
+        yield cluster
+    finally:
+        embedded_pg.stop(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_cluster: embedded_pg.EmbeddedCluster) -> str:
+    admin = await asyncpg.connect(pg_cluster.admin_dsn("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await admin.close()
+    await db.migrate(pg_cluster.admin_dsn(TEMPLATE))
+    return TEMPLATE
+
+
+@pytest.fixture
+async def database(pg_cluster: embedded_pg.EmbeddedCluster, template_db: str) -> AsyncIterator[db.DatabaseTarget]:
+    """A database of its own for each test: tests may commit, race and fail without touching each other."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_cluster.admin_dsn("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db} STRATEGY FILE_COPY")
+        yield db.DatabaseTarget(pg_cluster.app_dsn(name), pg_cluster.admin_dsn(name), None)
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def sms_sandbox() -> Iterator[SmsSandbox]:
+    with SmsSandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sms(sms_sandbox: SmsSandbox) -> SmsSandbox:
+    sms_sandbox.clear()
+    return sms_sandbox
+
+
+@pytest.fixture
+def settings(database: db.DatabaseTarget, sms: SmsSandbox, tmp_path: Path) -> Settings:
+    return Settings(
+        mode="demo", database_url=database.app_dsn, data_dir=tmp_path, jwt_secret="test-jwt-secret-" + "x" * 32,
+        data_key=b"k" * 32, otp_pepper=b"p" * 32, sms_gateway_url=sms.base_url, run_worker=False,
+        db_pool_min=1, db_pool_max=8,
+    )
+
+
+@pytest.fixture
+async def pool(database: db.DatabaseTarget, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of the application role, for arranging data and checking what the API stored."""
+    pool = await db.create_pool(database, settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def demo(pool: asyncpg.Pool, settings: Settings) -> None:
+    """The demo clinic, doctors, pharmacy, pharmacist, admin, patients and child (see api/demo.py)."""
+    assert await seed_demo(pool, settings)
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    return asyncio.DefaultEventLoopPolicy()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def server_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment that makes a separate process load the same settings as the in-process app."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "SMS_", "DATABASE_URL"))}
+    env.update({
+        "LIENTHONG_MODE": settings.mode, "DATABASE_URL": settings.database_url or "",
+        "LIENTHONG_DATA_DIR": str(settings.data_dir), "LIENTHONG_JWT_SECRET": settings.jwt_secret,
+        "LIENTHONG_DATA_KEY": base64.b64encode(settings.data_key).decode(),
+        "LIENTHONG_OTP_PEPPER": base64.b64encode(settings.otp_pepper).decode(),
+        "SMS_GATEWAY_URL": settings.sms_gateway_url or "", "LIENTHONG_RUN_WORKER": "false",
+    })
+    env.update(extra)
+    return env
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{base_url} not ready after {timeout_s} s")
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app served by uvicorn in its own process on 127.0.0.1, against this test's database."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"], env=server_env(settings))
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(10)
