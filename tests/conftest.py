@@ -53,13 +53,44 @@ async def template_db(pg_cluster: embedded_pg.EmbeddedCluster) -> str:
     return TEMPLATE
 
 
+def test_settings(database_url: str, sms_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        mode="demo", database_url=database_url, data_dir=data_dir, jwt_secret="test-jwt-secret-" + "x" * 32,
+        data_key=b"k" * 32, otp_pepper=b"p" * 32, sms_gateway_url=sms_url, run_worker=False,
+        db_pool_min=1, db_pool_max=8,
+    )
+
+
+@pytest.fixture(scope="session")
+async def demo_template_db(pg_cluster: embedded_pg.EmbeddedCluster, template_db: str) -> str:
+    """The migrated template plus the demo data, seeded once per run (argon2 hashing is slow on purpose)."""
+    name = f"{TEMPLATE}_demo"
+    admin = await asyncpg.connect(pg_cluster.admin_dsn("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    finally:
+        await admin.close()
+    settings = test_settings(pg_cluster.app_dsn(name), "http://127.0.0.1:9", Path(tempfile.gettempdir()))
+    pool = await db.create_pool(db.DatabaseTarget(settings.database_url or "", "", None), settings)
+    try:
+        assert await seed_demo(pool, settings)
+    finally:
+        await pool.close()
+    return name
+
+
 @pytest.fixture
-async def database(pg_cluster: embedded_pg.EmbeddedCluster, template_db: str) -> AsyncIterator[db.DatabaseTarget]:
-    """A database of its own for each test: tests may commit, race and fail without touching each other."""
+async def database(request: pytest.FixtureRequest, pg_cluster: embedded_pg.EmbeddedCluster,
+                   template_db: str, demo_template_db: str) -> AsyncIterator[db.DatabaseTarget]:
+    """A database of its own for each test: tests may commit, race and fail without touching each other.
+
+    Tests that use the ``demo`` fixture get a copy that already holds the demo data.
+    """
+    template = demo_template_db if "demo" in request.fixturenames else template_db
     name = f"t_{uuid.uuid4().hex[:16]}"
     admin = await asyncpg.connect(pg_cluster.admin_dsn("postgres"))
     try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db} STRATEGY FILE_COPY")
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
         yield db.DatabaseTarget(pg_cluster.app_dsn(name), pg_cluster.admin_dsn(name), None)
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
     finally:
@@ -80,11 +111,7 @@ def sms(sms_sandbox: SmsSandbox) -> SmsSandbox:
 
 @pytest.fixture
 def settings(database: db.DatabaseTarget, sms: SmsSandbox, tmp_path: Path) -> Settings:
-    return Settings(
-        mode="demo", database_url=database.app_dsn, data_dir=tmp_path, jwt_secret="test-jwt-secret-" + "x" * 32,
-        data_key=b"k" * 32, otp_pepper=b"p" * 32, sms_gateway_url=sms.base_url, run_worker=False,
-        db_pool_min=1, db_pool_max=8,
-    )
+    return test_settings(database.app_dsn, sms.base_url, tmp_path)
 
 
 @pytest.fixture
@@ -107,9 +134,9 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture
-async def demo(pool: asyncpg.Pool, settings: Settings) -> None:
-    """The demo clinic, doctors, pharmacy, pharmacist, admin, patients and child (see api/demo.py)."""
-    assert await seed_demo(pool, settings)
+def demo() -> None:
+    """Request it to get a database holding the demo clinic, doctors, pharmacy, patients and child (api/demo.py);
+    the ``database`` fixture clones it from a template seeded once per run."""
 
 
 @pytest.fixture(scope="session")

@@ -135,14 +135,18 @@ async def staff_login(pool: asyncpg.Pool, settings: Settings, username: str, pas
     async with pool.acquire() as conn:
         async with conn.transaction():
             account = await db.staff_login_for_update(conn, username)
-            if account is not None and account.locked_for_s > 0:
-                await audit.record(conn, ctx, "auth.login.locked_out", target_type="account", target_id=account.id)
-                raise AccountLocked(account.locked_for_s)
-            password_ok = await asyncio.to_thread(
-                verify_password, account.password_hash if account else None, password)
             failure: str | None = None
             step: int | None = None
-            if account is None or not password_ok or account.status != "active":
+            locked = account is not None and account.locked_for_s > 0
+            # hashed even for unknown users, so response time does not reveal which usernames exist
+            password_ok = not locked and await asyncio.to_thread(
+                verify_password, account.password_hash if account else None, password)
+            if locked:
+                assert account is not None
+                # audited and committed before the refusal goes out
+                await audit.record(conn, ctx, "auth.login.locked_out", target_type="account", target_id=account.id)
+                failure = "locked"
+            elif account is None or account.status != "active" or not password_ok:
                 failure = "password"
             elif account.totp_secret_enc is None:
                 # Password proven, no second factor yet: only enrolment is allowed next.
@@ -163,7 +167,9 @@ async def staff_login(pool: asyncpg.Pool, settings: Settings, username: str, pas
             else:
                 raise SecondFactorRequired("Enter the 6-digit code from your authenticator app.")
 
-            if failure is not None:
+            if failure == "locked":
+                pass
+            elif failure is not None:
                 just_locked = False
                 if account is not None:
                     just_locked = await db.record_failed_login(conn, account.id, settings.staff_max_failed_logins,
@@ -181,6 +187,9 @@ async def staff_login(pool: asyncpg.Pool, settings: Settings, username: str, pas
                 await audit.record(conn, ctx.as_actor(account.id, account.role), "auth.login.succeeded",
                                    target_type="account", target_id=account.id,
                                    details={"method": "recovery_code" if recovery_code else "password_totp"})
+        if failure == "locked":
+            assert account is not None
+            raise AccountLocked(account.locked_for_s)
         if failure is not None:
             raise InvalidCredentials("Username, password or authenticator code is wrong.")
         return session
