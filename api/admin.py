@@ -17,7 +17,7 @@ from api.deps import AppSettings, Pool
 class AdminController(Controller):
     path = "/admin"
     tags = ["admin"]
-    guards = [requires_role("admin")]  # noqa: RUF012 - Litestar reads this class attribute
+    guards = [requires_role("admin")]
 
     @post("/accounts", status_code=HTTP_201_CREATED, summary="Admin: create a doctor, pharmacist or admin account")
     async def create_account(self, data: JSONBody[StaffAccountIn], request: Request[Principal, Any, Any], pool: Pool,

@@ -6,11 +6,11 @@ import ipaddress
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 from litestar import Request
 
 from api.auth.principal import Principal
+from api.db import Conn
 
 
 class AuditContext(msgspec.Struct, frozen=True):
@@ -45,7 +45,7 @@ def audit_context(request: Request[Any, Any, Any]) -> AuditContext:
     )
 
 
-async def record(conn: asyncpg.Connection, ctx: AuditContext, action: str, *, target_type: str | None = None,
+async def record(conn: Conn, ctx: AuditContext, action: str, *, target_type: str | None = None,
                  target_id: object | None = None, subject_patient_id: UUID | None = None,
                  details: dict[str, Any] | None = None) -> None:
     await conn.execute(

@@ -167,7 +167,7 @@ _DB_DOWN = (
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    if isinstance(exc, _DB_DOWN) or isinstance(exc, asyncpg.PostgresConnectionError):
+    if isinstance(exc, (*_DB_DOWN, asyncpg.PostgresConnectionError)):
         log.warning("database unavailable: %s", type(exc).__name__)
         return problem_response(request, 503, "database-unavailable", "Service unavailable",
                                 "The database is not reachable right now; retry shortly.", headers={"Retry-After": "2"})

@@ -183,7 +183,7 @@ def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s:
 def live_server(settings: Settings) -> Iterator[str]:
     """The app served by uvicorn in its own process on 127.0.0.1, against this test's database."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
+    process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"], env=server_env(settings))
     base_url = f"http://127.0.0.1:{port}"

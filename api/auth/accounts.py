@@ -1,4 +1,4 @@
-"""Creating staff accounts (doctor, pharmacist, admin): used by ``lienthong createuser``, the admin API and demo data."""
+"""Creating staff accounts (doctor, pharmacist, admin) for ``lienthong createuser``, the admin API and demo data."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ async def create_staff_account(pool: asyncpg.Pool, settings: Settings, data: Sta
             facility_id = await db.facility_id_by_code(conn, data.facility_code)
             if facility_id is None:
                 raise InvalidInput("body.facility_code", f"No facility with code {data.facility_code}.")
-        if data.role == "pharmacist" and (data.pharmacy_id is None or not await db.pharmacy_exists(conn, data.pharmacy_id)):
+        if data.role == "pharmacist" and (
+                data.pharmacy_id is None or not await db.pharmacy_exists(conn, data.pharmacy_id)):
             raise InvalidInput("body.pharmacy_id", "A pharmacist needs the id of an existing pharmacy.")
         try:
             account_id = await db.insert_staff_account(conn, data.role, data.username, password_hash, data.full_name)
@@ -70,7 +71,8 @@ async def create_staff_account(pool: asyncpg.Pool, settings: Settings, data: Sta
                 raise Conflict("Another doctor already has this licence number.") from None
             raise UsernameTaken(f"The username {data.username!r} is taken.") from None
         if totp_secret is not None:
-            await db.set_confirmed_totp(conn, account_id, seal(settings.data_key, totp_secret.encode(), account_id.bytes))
+            sealed = seal(settings.data_key, totp_secret.encode(), account_id.bytes)
+            await db.set_confirmed_totp(conn, account_id, sealed)
         await audit.record(conn, ctx, "account.created", target_type="account", target_id=account_id,
                            details={"role": data.role, "username": data.username})
     return StaffAccount(account_id=account_id, role=data.role, username=data.username)

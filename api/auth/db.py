@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from api.auth.principal import Principal
+from api.db import Conn
 
 
 class OtpWindowCounts(msgspec.Struct, frozen=True):
@@ -47,14 +47,15 @@ class RefreshRow(msgspec.Struct, frozen=True):
     revoked: bool
 
 
-async def lock_key(conn: asyncpg.Connection, key: str) -> None:
+async def lock_key(conn: Conn, key: str) -> None:
     """Transaction-scoped advisory lock: serialises OTP sends/verifies per phone across processes."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
 
 
-async def otp_window_counts(conn: asyncpg.Connection, phone: str, ip: str | None) -> OtpWindowCounts:
+async def otp_window_counts(conn: Conn, phone: str, ip: str | None) -> OtpWindowCounts:
     row = await conn.fetchrow(
-        """WITH p AS (SELECT created_at FROM otp_challenges WHERE phone = $1 AND created_at > now() - interval '1 hour'),
+        """WITH p AS (SELECT created_at FROM otp_challenges
+                      WHERE phone = $1 AND created_at > now() - interval '1 hour'),
                 i AS (SELECT created_at FROM otp_challenges
                       WHERE $2::inet IS NOT NULL AND client_ip = $2::inet AND created_at > now() - interval '1 hour')
            SELECT (SELECT count(*) FROM p WHERE created_at > now() - interval '1 minute') AS phone_minute,
@@ -75,7 +76,7 @@ async def otp_window_counts(conn: asyncpg.Connection, phone: str, ip: str | None
     return OtpWindowCounts(**{k: int(v or 0) for k, v in row.items()})
 
 
-async def insert_otp(conn: asyncpg.Connection, challenge_id: UUID, phone: str, ip: str | None, code_hash: bytes,
+async def insert_otp(conn: Conn, challenge_id: UUID, phone: str, ip: str | None, code_hash: bytes,
                      ttl_s: int) -> None:
     # Older live codes die when a new one is sent: only the latest SMS is valid.
     await conn.execute(
@@ -87,11 +88,11 @@ async def insert_otp(conn: asyncpg.Connection, challenge_id: UUID, phone: str, i
     )
 
 
-async def delete_otp(conn: asyncpg.Connection, challenge_id: UUID) -> None:
+async def delete_otp(conn: Conn, challenge_id: UUID) -> None:
     await conn.execute("DELETE FROM otp_challenges WHERE id = $1", challenge_id)
 
 
-async def live_otp_for_update(conn: asyncpg.Connection, phone: str, max_attempts: int) -> LiveOtp | None:
+async def live_otp_for_update(conn: Conn, phone: str, max_attempts: int) -> LiveOtp | None:
     row = await conn.fetchrow(
         """SELECT id, code_hash, attempts FROM otp_challenges
            WHERE phone = $1 AND consumed_at IS NULL AND expires_at > now() AND attempts < $2
@@ -101,24 +102,24 @@ async def live_otp_for_update(conn: asyncpg.Connection, phone: str, max_attempts
     return LiveOtp(**dict(row)) if row else None
 
 
-async def count_otp_attempt(conn: asyncpg.Connection, challenge_id: UUID) -> int:
+async def count_otp_attempt(conn: Conn, challenge_id: UUID) -> int:
     attempts: int = await conn.fetchval(
         "UPDATE otp_challenges SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts", challenge_id)
     return attempts
 
 
-async def consume_otp(conn: asyncpg.Connection, challenge_id: UUID) -> None:
+async def consume_otp(conn: Conn, challenge_id: UUID) -> None:
     await conn.execute("UPDATE otp_challenges SET consumed_at = now() WHERE id = $1", challenge_id)
 
 
-async def patient_account_by_phone(conn: asyncpg.Connection, phone: str) -> tuple[UUID, UUID, str] | None:
+async def patient_account_by_phone(conn: Conn, phone: str) -> tuple[UUID, UUID, str] | None:
     row = await conn.fetchrow(
         """SELECT a.id, p.id AS patient_id, a.status FROM accounts a JOIN patients p ON p.account_id = a.id
            WHERE a.phone = $1 AND a.role = 'patient'""", phone)
     return (row["id"], row["patient_id"], row["status"]) if row else None
 
 
-async def create_patient_account(conn: asyncpg.Connection, phone: str, display_name: str) -> tuple[UUID, UUID]:
+async def create_patient_account(conn: Conn, phone: str, display_name: str) -> tuple[UUID, UUID]:
     account_id: UUID = await conn.fetchval(
         "INSERT INTO accounts (role, phone, full_name) VALUES ('patient', $1, $2) RETURNING id", phone, display_name)
     patient_id: UUID = await conn.fetchval(
@@ -126,7 +127,7 @@ async def create_patient_account(conn: asyncpg.Connection, phone: str, display_n
     return account_id, patient_id
 
 
-async def staff_login_for_update(conn: asyncpg.Connection, username: str) -> StaffLogin | None:
+async def staff_login_for_update(conn: Conn, username: str) -> StaffLogin | None:
     row = await conn.fetchrow(
         """SELECT id, role, password_hash, totp_secret_enc, totp_last_step, failed_logins, status,
                   greatest(0, ceil(extract(epoch FROM locked_until - now())))::int AS locked_for_s
@@ -134,7 +135,7 @@ async def staff_login_for_update(conn: asyncpg.Connection, username: str) -> Sta
     return StaffLogin(**{**dict(row), "locked_for_s": row["locked_for_s"] or 0}) if row else None
 
 
-async def record_failed_login(conn: asyncpg.Connection, account_id: UUID, max_failures: int, lockout_s: int) -> bool:
+async def record_failed_login(conn: Conn, account_id: UUID, max_failures: int, lockout_s: int) -> bool:
     """Count a failure; lock the account when it reaches the limit. Returns True when it just got locked."""
     locked: bool = await conn.fetchval(
         """UPDATE accounts SET failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
@@ -144,14 +145,14 @@ async def record_failed_login(conn: asyncpg.Connection, account_id: UUID, max_fa
     return locked
 
 
-async def record_successful_login(conn: asyncpg.Connection, account_id: UUID, totp_step: int | None) -> None:
+async def record_successful_login(conn: Conn, account_id: UUID, totp_step: int | None) -> None:
     await conn.execute(
         """UPDATE accounts SET failed_logins = 0, locked_until = NULL,
                                totp_last_step = greatest(totp_last_step, coalesce($2, totp_last_step))
            WHERE id = $1""", account_id, totp_step)
 
 
-async def principal_for(conn: asyncpg.Connection, account_id: UUID) -> Principal:
+async def principal_for(conn: Conn, account_id: UUID) -> Principal:
     row = await conn.fetchrow(
         """SELECT a.id AS account_id, a.role, p.id AS patient_id, d.facility_id, ph.pharmacy_id
            FROM accounts a LEFT JOIN patients p ON p.account_id = a.id
@@ -161,7 +162,7 @@ async def principal_for(conn: asyncpg.Connection, account_id: UUID) -> Principal
     return Principal(**dict(row))
 
 
-async def insert_refresh_token(conn: asyncpg.Connection, family_id: UUID, account_id: UUID, token_hash: bytes,
+async def insert_refresh_token(conn: Conn, family_id: UUID, account_id: UUID, token_hash: bytes,
                                ttl_s: int) -> UUID:
     token_id: UUID = await conn.fetchval(
         """INSERT INTO refresh_tokens (family_id, account_id, token_hash, expires_at)
@@ -170,7 +171,7 @@ async def insert_refresh_token(conn: asyncpg.Connection, family_id: UUID, accoun
     return token_id
 
 
-async def refresh_token_for_update(conn: asyncpg.Connection, token_hash: bytes) -> RefreshRow | None:
+async def refresh_token_for_update(conn: Conn, token_hash: bytes) -> RefreshRow | None:
     row = await conn.fetchrow(
         """SELECT id, family_id, account_id, expires_at <= now() AS expired, rotated_at IS NOT NULL AS rotated,
                   revoked_at IS NOT NULL AS revoked
@@ -178,33 +179,33 @@ async def refresh_token_for_update(conn: asyncpg.Connection, token_hash: bytes) 
     return RefreshRow(**dict(row)) if row else None
 
 
-async def mark_rotated(conn: asyncpg.Connection, token_id: UUID) -> None:
+async def mark_rotated(conn: Conn, token_id: UUID) -> None:
     await conn.execute("UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1", token_id)
 
 
-async def revoke_family(conn: asyncpg.Connection, family_id: UUID) -> None:
+async def revoke_family(conn: Conn, family_id: UUID) -> None:
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family_id)
 
 
-async def account_status(conn: asyncpg.Connection, account_id: UUID) -> str | None:
+async def account_status(conn: Conn, account_id: UUID) -> str | None:
     status: str | None = await conn.fetchval("SELECT status FROM accounts WHERE id = $1", account_id)
     return status
 
 
-async def set_pending_totp(conn: asyncpg.Connection, account_id: UUID, sealed: bytes) -> str:
+async def set_pending_totp(conn: Conn, account_id: UUID, sealed: bytes) -> str:
     username: str = await conn.fetchval(
         "UPDATE accounts SET totp_pending_enc = $2 WHERE id = $1 RETURNING username", account_id, sealed)
     return username
 
 
-async def pending_totp_for_update(conn: asyncpg.Connection, account_id: UUID) -> bytes | None:
+async def pending_totp_for_update(conn: Conn, account_id: UUID) -> bytes | None:
     sealed: bytes | None = await conn.fetchval(
         "SELECT totp_pending_enc FROM accounts WHERE id = $1 FOR UPDATE", account_id)
     return sealed
 
 
-async def confirm_totp(conn: asyncpg.Connection, account_id: UUID, step: int, code_hashes: list[bytes]) -> None:
+async def confirm_totp(conn: Conn, account_id: UUID, step: int, code_hashes: list[bytes]) -> None:
     await conn.execute(
         """UPDATE accounts SET totp_secret_enc = totp_pending_enc, totp_pending_enc = NULL,
                                totp_confirmed_at = now(), totp_last_step = $2 WHERE id = $1""", account_id, step)
@@ -213,7 +214,7 @@ async def confirm_totp(conn: asyncpg.Connection, account_id: UUID, step: int, co
                            [(account_id, h) for h in code_hashes])
 
 
-async def use_recovery_code(conn: asyncpg.Connection, account_id: UUID, code_hash: bytes) -> bool:
+async def use_recovery_code(conn: Conn, account_id: UUID, code_hash: bytes) -> bool:
     used: UUID | None = await conn.fetchval(
         """UPDATE recovery_codes SET used_at = now()
            WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING account_id""",
@@ -221,17 +222,17 @@ async def use_recovery_code(conn: asyncpg.Connection, account_id: UUID, code_has
     return used is not None
 
 
-async def facility_id_by_code(conn: asyncpg.Connection, code: str) -> UUID | None:
+async def facility_id_by_code(conn: Conn, code: str) -> UUID | None:
     found: UUID | None = await conn.fetchval("SELECT id FROM facilities WHERE upper(code) = upper($1)", code)
     return found
 
 
-async def pharmacy_exists(conn: asyncpg.Connection, pharmacy_id: UUID) -> bool:
+async def pharmacy_exists(conn: Conn, pharmacy_id: UUID) -> bool:
     found: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pharmacies WHERE id = $1)", pharmacy_id)
     return found
 
 
-async def insert_staff_account(conn: asyncpg.Connection, role: str, username: str, password_hash: str,
+async def insert_staff_account(conn: Conn, role: str, username: str, password_hash: str,
                                full_name: str) -> UUID:
     account_id: UUID = await conn.fetchval(
         """INSERT INTO accounts (role, username, password_hash, full_name) VALUES ($1, $2, $3, $4) RETURNING id""",
@@ -239,19 +240,19 @@ async def insert_staff_account(conn: asyncpg.Connection, role: str, username: st
     return account_id
 
 
-async def insert_doctor(conn: asyncpg.Connection, account_id: UUID, facility_id: UUID, title: str,
+async def insert_doctor(conn: Conn, account_id: UUID, facility_id: UUID, title: str,
                         licence_number: str) -> None:
     await conn.execute(
         "INSERT INTO doctors (account_id, facility_id, title, licence_number) VALUES ($1, $2, $3, $4)",
         account_id, facility_id, title, licence_number)
 
 
-async def insert_pharmacist(conn: asyncpg.Connection, account_id: UUID, pharmacy_id: UUID, degree: bool) -> None:
+async def insert_pharmacist(conn: Conn, account_id: UUID, pharmacy_id: UUID, degree: bool) -> None:
     await conn.execute(
         "INSERT INTO pharmacists (account_id, pharmacy_id, has_pharmacist_degree) VALUES ($1, $2, $3)",
         account_id, pharmacy_id, degree)
 
 
-async def set_confirmed_totp(conn: asyncpg.Connection, account_id: UUID, sealed: bytes) -> None:
+async def set_confirmed_totp(conn: Conn, account_id: UUID, sealed: bytes) -> None:
     await conn.execute(
         "UPDATE accounts SET totp_secret_enc = $2, totp_confirmed_at = now() WHERE id = $1", account_id, sealed)

@@ -10,7 +10,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CO
 
 from api.audit import audit_context
 from api.auth import service
-from api.auth.principal import Principal, requires_role
+from api.auth.principal import Principal, Role, requires_role
 from api.auth.schemas import (
     EnrolmentRequired,
     LoginIn,
@@ -26,7 +26,7 @@ from api.auth.schemas import (
 )
 from api.deps import AppSettings, Pool, Sms
 
-STAFF = ("doctor", "pharmacist", "admin")
+STAFF: tuple[Role, ...] = ("doctor", "pharmacist", "admin")
 
 
 class AuthController(Controller):

@@ -48,7 +48,7 @@ class Session(msgspec.Struct, kw_only=True):
     kind: Literal["session"] = "session"
     access_token: str
     refresh_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
     account_id: UUID
     role: Role

@@ -29,6 +29,7 @@ from api.auth.errors import (
 from api.auth.principal import SCOPE_TOTP_ENROL, Principal, issue_access_token
 from api.auth.schemas import EnrolmentRequired, OtpSent, Session, TotpConfirmed, TotpEnrolment
 from api.auth.secrets_box import keyed_hash, same, seal, unseal, verify_password
+from api.db import Conn
 from api.settings import Settings
 from notifications.phone import InvalidPhoneNumber, mask_phone, normalize_vn_phone
 from notifications.sms import SmsError, SmsGateway
@@ -162,7 +163,8 @@ async def staff_login(pool: asyncpg.Pool, settings: Settings, username: str, pas
                 if step is None:
                     failure = "totp"
             elif recovery_code is not None:
-                if not await db.use_recovery_code(conn, account.id, _recovery_hash(settings, account.id, recovery_code)):
+                code_hash = _recovery_hash(settings, account.id, recovery_code)
+                if not await db.use_recovery_code(conn, account.id, code_hash):
                     failure = "recovery_code"
             else:
                 raise SecondFactorRequired("Enter the 6-digit code from your authenticator app.")
@@ -177,7 +179,7 @@ async def staff_login(pool: asyncpg.Pool, settings: Settings, username: str, pas
                 await audit.record(conn, ctx, "auth.login.failed", target_type="account",
                                    target_id=account.id if account else None,
                                    details={"method": "password_totp", "failed": failure, "username": username})
-                if just_locked:
+                if just_locked and account is not None:
                     await audit.record(conn, ctx, "auth.account.locked", target_type="account", target_id=account.id)
             else:
                 assert account is not None
@@ -241,7 +243,7 @@ async def confirm_totp_enrolment(pool: asyncpg.Pool, settings: Settings, princip
 
 # ---------------------------------------------------------------- sessions
 
-async def _start_session(conn: asyncpg.Connection, settings: Settings, principal: Principal,
+async def _start_session(conn: Conn, settings: Settings, principal: Principal,
                          refresh_ttl_s: int, family_id: UUID | None = None) -> Session:
     refresh = "rt_" + secrets.token_urlsafe(32)
     await db.insert_refresh_token(conn, family_id or uuid.uuid4(), principal.account_id,

@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from api.db import Conn
 from api.patients.schemas import AccessLogEntry, ConsentDocument, ConsentRecord, Me, PatientProfile
 
 _PROFILE_COLUMNS = """p.id, p.full_name, p.date_of_birth, p.sex, p.citizen_id, p.address, p.health_insurance_number,
@@ -18,12 +19,12 @@ def _profile(row: asyncpg.Record) -> PatientProfile:
     return msgspec.convert(dict(row), PatientProfile)
 
 
-async def profile(conn: asyncpg.Connection, patient_id: UUID) -> PatientProfile | None:
+async def profile(conn: Conn, patient_id: UUID) -> PatientProfile | None:
     row = await conn.fetchrow(f"SELECT {_PROFILE_COLUMNS} FROM patients p WHERE p.id = $1", patient_id)  # noqa: S608
     return _profile(row) if row else None
 
 
-async def me(conn: asyncpg.Connection, account_id: UUID) -> Me:
+async def me(conn: Conn, account_id: UUID) -> Me:
     row = await conn.fetchrow(
         """SELECT a.id AS account_id, a.role, a.full_name, a.phone, a.username::text AS username,
                   p.id AS patient_id, d.facility_id, ph.pharmacy_id
@@ -37,21 +38,21 @@ async def me(conn: asyncpg.Connection, account_id: UUID) -> Me:
     return msgspec.convert(fields, Me)
 
 
-async def is_guardian(conn: asyncpg.Connection, guardian_id: UUID, dependent_id: UUID) -> bool:
+async def is_guardian(conn: Conn, guardian_id: UUID, dependent_id: UUID) -> bool:
     found: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM guardianships WHERE guardian_id = $1 AND dependent_id = $2)",
         guardian_id, dependent_id)
     return found
 
 
-async def dependents(conn: asyncpg.Connection, guardian_id: UUID) -> list[PatientProfile]:
+async def dependents(conn: Conn, guardian_id: UUID) -> list[PatientProfile]:
     rows = await conn.fetch(
         f"""SELECT {_PROFILE_COLUMNS} FROM patients p JOIN guardianships g ON g.dependent_id = p.id
             WHERE g.guardian_id = $1 ORDER BY p.date_of_birth, p.full_name""", guardian_id)  # noqa: S608
     return [_profile(r) for r in rows]
 
 
-async def create_dependent(conn: asyncpg.Connection, guardian_id: UUID, values: dict[str, Any],
+async def create_dependent(conn: Conn, guardian_id: UUID, values: dict[str, Any],
                            relationship: str) -> UUID:
     patient_id: UUID = await conn.fetchval(
         """INSERT INTO patients (full_name, date_of_birth, sex, citizen_id, weight_kg, allergies)
@@ -68,7 +69,7 @@ _PATCHABLE = ("full_name", "date_of_birth", "sex", "citizen_id", "address", "hea
               "weight_kg")
 
 
-async def update_profile(conn: asyncpg.Connection, patient_id: UUID, changes: dict[str, Any]) -> None:
+async def update_profile(conn: Conn, patient_id: UUID, changes: dict[str, Any]) -> None:
     # Column names come from the fixed whitelist above, never from the client.
     columns = [c for c in _PATCHABLE if c in changes]
     if not columns:
@@ -82,14 +83,14 @@ async def update_profile(conn: asyncpg.Connection, patient_id: UUID, changes: di
             patient_id, changes["full_name"])
 
 
-async def current_consent_documents(conn: asyncpg.Connection) -> list[ConsentDocument]:
+async def current_consent_documents(conn: Conn) -> list[ConsentDocument]:
     rows = await conn.fetch(
         """SELECT DISTINCT ON (kind) kind, version, title, body, effective_at FROM consent_documents
            WHERE effective_at <= now() ORDER BY kind, effective_at DESC""")
     return [msgspec.convert(dict(r), ConsentDocument) for r in rows]
 
 
-async def consent_document_exists(conn: asyncpg.Connection, kind: str, version: str) -> bool:
+async def consent_document_exists(conn: Conn, kind: str, version: str) -> bool:
     found: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM consent_documents WHERE kind = $1 AND version = $2 AND effective_at <= now())",
         kind, version)
@@ -106,12 +107,12 @@ _CONSENT_STATE = """
     ORDER BY c.patient_id, c.kind, c.recorded_at DESC, c.id"""
 
 
-async def consent_state(conn: asyncpg.Connection, patient_ids: list[UUID]) -> list[ConsentRecord]:
+async def consent_state(conn: Conn, patient_ids: list[UUID]) -> list[ConsentRecord]:
     rows = await conn.fetch(_CONSENT_STATE, patient_ids)
     return [msgspec.convert(dict(r), ConsentRecord) for r in rows]
 
 
-async def insert_consent(conn: asyncpg.Connection, patient_id: UUID, kind: str, version: str, granted: bool,
+async def insert_consent(conn: Conn, patient_id: UUID, kind: str, version: str, granted: bool,
                          recorded_by: UUID, client_ip: str | None, user_agent: str | None) -> None:
     await conn.execute(
         """INSERT INTO consents (patient_id, kind, version, granted, recorded_by, client_ip, user_agent)
@@ -119,13 +120,13 @@ async def insert_consent(conn: asyncpg.Connection, patient_id: UUID, kind: str, 
         patient_id, kind, version, granted, recorded_by, client_ip, user_agent)
 
 
-async def has_current_consent(conn: asyncpg.Connection, patient_id: UUID, kind: str) -> bool:
+async def has_current_consent(conn: Conn, patient_id: UUID, kind: str) -> bool:
     """True when the patient's latest decision on ``kind`` grants the version in force now."""
     rows = await conn.fetch(_CONSENT_STATE, [patient_id])
     return any(r["kind"] == kind and r["current"] for r in rows)
 
 
-async def access_log(conn: asyncpg.Connection, viewer_account_id: UUID, patient_ids: list[UUID], limit: int,
+async def access_log(conn: Conn, viewer_account_id: UUID, patient_ids: list[UUID], limit: int,
                      before_id: int | None) -> list[tuple[int, AccessLogEntry]]:
     rows = await conn.fetch(
         """SELECT l.id, l.at, l.action, l.actor_role, a.full_name AS actor_name, l.subject_patient_id AS patient_id,

@@ -90,8 +90,8 @@ class PatientController(Controller):
 
     @patch("/{patient_id:uuid}", guards=[requires_role("patient")],
            summary="Patient: update own record or a dependent's")
-    async def update(self, patient_id: FromPath[UUID], data: JSONBody[PatientPatch], request: Request[Principal, Any, Any],
-                     pool: Pool) -> PatientProfile:
+    async def update(self, patient_id: FromPath[UUID], data: JSONBody[PatientPatch],
+                     request: Request[Principal, Any, Any], pool: Pool) -> PatientProfile:
         return await service.update_patient(pool, request.user, patient_id, data, audit_context(request))
 
 

@@ -11,6 +11,7 @@ import msgspec
 from api import audit
 from api.audit import AuditContext
 from api.auth.principal import Principal
+from api.db import Conn
 from api.errors import Conflict, InvalidInput, NotFound
 from api.patients import db
 from api.patients.schemas import (
@@ -28,15 +29,15 @@ class CitizenIdTaken(Conflict):
     slug, title = "citizen-id-taken", "Citizen ID already registered"
 
 
-async def _require_access(conn: asyncpg.Connection, principal: Principal, patient_id: UUID) -> None:
+async def _require_access(conn: Conn, principal: Principal, patient_id: UUID) -> None:
     """A patient sees their own record and their dependents'; nobody else does through these routes.
 
     Clinicians reach patient data through the consultation that makes them the treating doctor (consultations/).
     Unknown and forbidden ids get the same 404 so ids cannot be probed.
     """
-    if principal.role == "patient" and principal.patient_id is not None:
-        if patient_id == principal.patient_id or await db.is_guardian(conn, principal.patient_id, patient_id):
-            return
+    if principal.role == "patient" and principal.patient_id is not None and (
+            patient_id == principal.patient_id or await db.is_guardian(conn, principal.patient_id, patient_id)):
+        return
     raise NotFound("No such patient, or it is not yours to see.")
 
 
