@@ -49,13 +49,14 @@ def main(argv: list[str]) -> int:
     ensure_installed()
     command, rest = argv[0], argv[1:]
     os.chdir(ROOT)
-    if command == "test":
-        return subprocess.call([str(PYTHON), "-m", "pytest", *rest])
     if command == "check":
         lint = subprocess.call([str(BIN / "ruff"), "check", "."])
         types = subprocess.call([str(BIN / "mypy")])
         return lint or types
-    return subprocess.call([str(BIN / "lienthong"), command, *rest])
+    # exec, not a child process: Ctrl-C and SIGTERM then reach the server itself, which shuts down cleanly
+    argv_ = [str(PYTHON), "-m", "pytest", *rest] if command == "test" else [str(BIN / "lienthong"), command, *rest]
+    os.execv(argv_[0], argv_)  # noqa: S606 - fixed program, arguments passed through
+    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from litestar import Litestar, get
+from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -43,6 +44,11 @@ def sms_gateway_for(settings: Settings) -> SmsGateway:
     base_url = settings.sms_gateway_url or f"http://127.0.0.1:{settings.sms_sandbox_port}"
     return SmsGateway(SmsGatewayConfig(base_url=base_url, api_key=settings.sms_api_key,
                                        secret_key=settings.sms_secret_key, brandname=settings.sms_brandname))
+
+
+def _request_id_outermost(config: AppConfig) -> AppConfig:
+    config.middleware.insert(0, DefineMiddleware(RequestIdMiddleware))
+    return config
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         render_plugins=[SwaggerRenderPlugin(
             path="/swagger", js_url="/docs/assets/swagger-ui-bundle.js", css_url="/docs/assets/swagger-ui.css",
             standalone_preset_js_url="/docs/assets/swagger-ui-standalone-preset.js",
+            favicon='<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">',
         )],
         components=Components(security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer",
                                                                               bearer_format="JWT")}),
@@ -105,8 +112,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                       "sms": Provide(provide_sms, sync_to_thread=False),
                       "settings": Provide(provide_settings, sync_to_thread=False)},
         lifespan=[lifespan],
-        on_app_init=[auth.on_app_init],
-        middleware=[DefineMiddleware(RequestIdMiddleware)],
+        # JWT auth inserts its middleware first; the request id must wrap it so 401s carry an id too.
+        on_app_init=[auth.on_app_init, _request_id_outermost],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi,

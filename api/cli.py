@@ -76,6 +76,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         _print_demo_accounts(settings)
     _say(f"Ready in {time.monotonic() - started:.1f} s: http://{settings.host}:{settings.port}  "
          f"(API docs: http://{settings.host}:{settings.port}/docs)")
+    # uvicorn re-raises SIGTERM after its graceful shutdown, which would skip the clean-up below; make it an exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                     access_log=False, lifespan="on")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -90,16 +91,20 @@ def problem_type(slug: str) -> str:
 def problem_response(request: Request[Any, Any, Any], status: int, slug: str, title: str, detail: str, *,
                      errors: Sequence[FieldError] | None = None, headers: Mapping[str, str] | None = None,
                      extra: Mapping[str, Any] | None = None) -> Response[bytes]:
+    # Requests rejected before routing (404, 405) never pass the request-id middleware; give them one here.
+    state = request.scope.setdefault("state", {})
+    request_id = state.get("request_id") or state.setdefault("request_id", secrets.token_hex(8))
     body = Problem(
         type=problem_type(slug), title=title, status=status, detail=detail, instance=request.url.path,
-        request_id=request.scope.get("state", {}).get("request_id"), errors=list(errors) if errors else None,
+        request_id=request_id, errors=list(errors) if errors else None,
     )
     encoded = msgspec.json.encode(body)
     if extra:
         merged = msgspec.json.decode(encoded)
         merged.update(extra)
         encoded = msgspec.json.encode(merged)
-    return Response(encoded, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+    return Response(encoded, status_code=status, media_type=PROBLEM_JSON,
+                    headers={**(headers or {}), "x-request-id": request_id})
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
@@ -108,6 +113,7 @@ def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response
 
 
 _AT_PATH = re.compile(r"^(?P<msg>.*?) - at `\$(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]+)`")
 
 
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
@@ -121,15 +127,18 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
         match = _AT_PATH.match(message)
         if match:  # msgspec reports the JSON path inside the body: "... - at `$.lines[0].dose`"
             message, path = match.group("msg"), f"body{match.group('path')}"
-        elif key:
+        elif key and key != "data":
             path = f"{source}.{key}"
-        else:
-            path = str(source)
+        else:  # the body as a whole ("data" is the handler's parameter, not a field the client sent)
+            field = _NAMED_FIELD.search(message)
+            path = f"body.{field.group(1)}" if field else "body"
         errors.append(FieldError(path, message))
     detail = "; ".join(f"{e.path}: {e.message}" for e in errors) if errors else str(exc.detail)
     if "Request body" in str(exc.detail) and not errors:
         errors.append(FieldError("body", str(exc.detail)))
-    return problem_response(request, 400, "validation-error", "Invalid input", detail, errors=errors or None)
+    # Well-formed JSON of the wrong shape is 422, like the domain's own InvalidInput; unparsable bodies are 400.
+    status = 400 if not errors else 422
+    return problem_response(request, status, "validation-error", "Invalid input", detail, errors=errors or None)
 
 
 _HTTP_SLUGS = {

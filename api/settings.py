@@ -118,6 +118,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = _int(env, name, default, minimum=1)
+    if port > 65535:
+        raise SettingsError(f"{name} must be at most 65535, got {port}")
+    return port
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -185,9 +192,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("LIENTHONG_JWT_SECRET must be at least 32 characters")
 
     host = env.get("LIENTHONG_HOST") or "127.0.0.1"
-    port = _int(env, "LIENTHONG_PORT", 8000, minimum=1)
-    if port > 65535:
-        raise SettingsError(f"LIENTHONG_PORT must be at most 65535, got {port}")
+    port = _port(env, "LIENTHONG_PORT", 8000)
     pool_min = _int(env, "LIENTHONG_DB_POOL_MIN", 2, minimum=0)
     pool_max = _int(env, "LIENTHONG_DB_POOL_MAX", 10, minimum=1)
     if pool_min > pool_max:
@@ -228,7 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sms_api_key=env.get("SMS_API_KEY") or "sandbox-key",
         sms_secret_key=env.get("SMS_SECRET_KEY") or "sandbox-secret",
         sms_brandname=env.get("SMS_BRANDNAME") or "LIENTHONG",
-        sms_sandbox_port=_int(env, "SMS_SANDBOX_PORT", 8025, minimum=0),
+        sms_sandbox_port=_port(env, "SMS_SANDBOX_PORT", 8025),
         max_body_bytes=_int(env, "LIENTHONG_MAX_BODY_BYTES", 1_048_576, minimum=1024),
         log_level=log_level,
         run_worker=_bool(env, "LIENTHONG_RUN_WORKER", True),

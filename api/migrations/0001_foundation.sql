@@ -185,6 +185,8 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION forbid_change();
 CREATE TRIGGER consents_append_only BEFORE UPDATE OR DELETE ON consents
   FOR EACH ROW EXECUTE FUNCTION forbid_change();
+CREATE TRIGGER consents_no_truncate BEFORE TRUNCATE ON consents
+  FOR EACH STATEMENT EXECUTE FUNCTION forbid_change();
 
 INSERT INTO consent_documents (kind, version, title, body, effective_at) VALUES
   ('telemedicine_terms', '2026-01', 'Điều khoản khám chữa bệnh từ xa',

@@ -117,14 +117,14 @@ OVERSIZED = b'{"phone": "' + b"9" * MAX_BODY_BYTES + b'"}'
 CASES = [
     Case("malformed-json", "POST", "/auth/otp/request", _fixed(_json_bytes(b'{"phone": ')), 400,
          "/problems/bad-request"),
-    Case("number-where-string-expected", "POST", "/auth/otp/request", _fixed({"json": {"phone": 912345678}}), 400,
+    Case("number-where-string-expected", "POST", "/auth/otp/request", _fixed({"json": {"phone": 912345678}}), 422,
          "/problems/validation-error", "body.phone"),
     Case("unknown-field", "POST", "/auth/otp/request",
-         _fixed({"json": {"phone": "0912345678", "nickname": "Mai"}}), 400, "/problems/validation-error",
+         _fixed({"json": {"phone": "0912345678", "nickname": "Mai"}}), 422, "/problems/validation-error",
          "body.nickname"),
-    Case("missing-required-field", "POST", "/auth/otp/verify", _fixed({"json": {"phone": "0912345678"}}), 400,
+    Case("missing-required-field", "POST", "/auth/otp/verify", _fixed({"json": {"phone": "0912345678"}}), 422,
          "/problems/validation-error", "body.code"),
-    Case("array-instead-of-object", "POST", "/auth/otp/request", _fixed({"json": ["0912345678"]}), 400,
+    Case("array-instead-of-object", "POST", "/auth/otp/request", _fixed({"json": ["0912345678"]}), 422,
          "/problems/validation-error", "body"),
     Case("body-over-max", "POST", "/auth/otp/request", _fixed(_json_bytes(OVERSIZED)), 413,
          "/problems/payload-too-large"),
@@ -132,8 +132,8 @@ CASES = [
     Case("bad-phone-number", "POST", "/auth/otp/request", _fixed({"json": {"phone": "12345678"}}), 422,
          "/problems/invalid-phone", "body.phone"),
     Case("otp-code-wrong-shape", "POST", "/auth/otp/verify", _fixed({"json": {"phone": "0912345678", "code": "12ab"}}),
-         400, "/problems/validation-error", "body.code"),
-    Case("patch-field-wrong-shape", "PATCH", "/me/profile", _as_patient({"json": {"citizen_id": "12345"}}), 400,
+         422, "/problems/validation-error", "body.code"),
+    Case("patch-field-wrong-shape", "PATCH", "/me/profile", _as_patient({"json": {"citizen_id": "12345"}}), 422,
          "/problems/validation-error", "body.citizen_id"),
     Case("unknown-route", "GET", "/no-such-thing", _fixed({}), 404, "/problems/not-found"),
     Case("wrong-method", "DELETE", "/auth/otp/request", _fixed({}), 405, "/problems/method-not-allowed",
@@ -198,6 +198,6 @@ async def test_problem_carries_the_request_id_of_its_response(client: Client, sm
 async def test_caller_supplied_request_id_is_echoed_in_header_and_problem(client: Client) -> None:
     response = await client.post("/auth/otp/request", json={"phone": 912345678},
                                  headers={"X-Request-ID": "support-ticket-4711"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.headers["x-request-id"] == "support-ticket-4711"
     assert response.json()["request_id"] == "support-ticket-4711"

@@ -38,7 +38,7 @@ async def test_bad_profile_fields_are_rejected_with_their_path(client: Client, s
                                                                value: object) -> None:
     session = await sign_in_patient(client, sms, PHONE)
     response = await client.patch("/me/profile", headers=bearer(session), json={field: value})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["errors"][0]["path"].startswith(f"body.{field}")
 
 
