@@ -97,6 +97,20 @@ async def database(request: pytest.FixtureRequest, pg_cluster: embedded_pg.Embed
         await admin.close()
 
 
+@pytest.fixture
+async def empty_dsn(pg_cluster: embedded_pg.EmbeddedCluster) -> AsyncIterator[str]:
+    """A fresh database that was never migrated, dropped afterwards; the superuser's DSN to it (what an operator
+    would configure as DATABASE_URL)."""
+    name = f"e_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_cluster.admin_dsn("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield pg_cluster.admin_dsn(name)
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def sms_sandbox() -> Iterator[SmsSandbox]:
     with SmsSandbox() as sandbox:

@@ -13,7 +13,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -56,19 +55,6 @@ def data_dir() -> Iterator[Path]:
         if (path / "pgdata").exists():
             embedded_pg.stop(path)
         shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def external_dsn(pg_cluster: embedded_pg.EmbeddedCluster) -> AsyncIterator[str]:
-    """A fresh, empty database on the test cluster; the superuser's DSN to it (what an operator would configure)."""
-    name = f"cli_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(pg_cluster.admin_dsn("postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield pg_cluster.admin_dsn(name)
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 async def run_cli(env: dict[str, str], *args: str, stdin: bytes | None = None,
@@ -248,13 +234,13 @@ async def test_serve_runs_the_demo_on_an_embedded_database_that_survives_a_resta
 
 
 async def test_migrate_and_serve_use_database_url_instead_of_an_embedded_database(
-        data_dir: Path, tmp_path: Path, external_dsn: str) -> None:
-    env = cli_env(LIENTHONG_DATA_DIR=str(data_dir), DATABASE_URL=external_dsn, SMS_SANDBOX_PORT=str(free_port()))
+        data_dir: Path, tmp_path: Path, empty_dsn: str) -> None:
+    env = cli_env(LIENTHONG_DATA_DIR=str(data_dir), DATABASE_URL=empty_dsn, SMS_SANDBOX_PORT=str(free_port()))
 
     code, out, err = await run_cli(env, "migrate")
     assert code == 0, err
     assert "Applied: 0001_foundation.sql" in out
-    assert {"schema_migrations", "accounts", "patients", "consents", "audit_log"} <= await _tables(external_dsn)
+    assert {"schema_migrations", "accounts", "patients", "consents", "audit_log"} <= await _tables(empty_dsn)
 
     code, out, err = await run_cli(env, "migrate")
     assert code == 0, err
@@ -265,7 +251,7 @@ async def test_migrate_and_serve_use_database_url_instead_of_an_embedded_databas
         assert "Embedded PostgreSQL" not in output
         assert "Applied migrations" not in output
         assert "Demo data loaded." in output
-        conn = await asyncpg.connect(external_dsn)
+        conn = await asyncpg.connect(empty_dsn)
         try:
             usernames = {r["username"] for r in await conn.fetch("SELECT username::text FROM accounts")}
         finally:
@@ -279,8 +265,8 @@ async def test_migrate_and_serve_use_database_url_instead_of_an_embedded_databas
     assert "DATABASE_URL is set" in out
 
 
-async def test_createuser_creates_a_staff_account_with_a_hashed_password(data_dir: Path, external_dsn: str) -> None:
-    env = cli_env(LIENTHONG_DATA_DIR=str(data_dir), DATABASE_URL=external_dsn)
+async def test_createuser_creates_a_staff_account_with_a_hashed_password(data_dir: Path, empty_dsn: str) -> None:
+    env = cli_env(LIENTHONG_DATA_DIR=str(data_dir), DATABASE_URL=empty_dsn)
     password = "correct-horse-battery-staple"
 
     code, out, err = await run_cli(env, "createuser", "--role", "admin", "--username", "ops.thu",
@@ -288,7 +274,7 @@ async def test_createuser_creates_a_staff_account_with_a_hashed_password(data_di
 
     assert code == 0, out + err
     assert "Created admin ops.thu" in out
-    conn = await asyncpg.connect(external_dsn)
+    conn = await asyncpg.connect(empty_dsn)
     try:
         account = await conn.fetchrow("SELECT * FROM accounts WHERE username = 'ops.thu'")
         audited = await conn.fetchval(
