@@ -54,6 +54,17 @@ class Settings:
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
     run_worker: bool = True
+    no_show_after_min: int = 10
+    free_cancellation_hours: int = 2
+    join_open_before_min: int = 15
+    join_grace_after_min: int = 30
+    booking_horizon_days: int = 30
+    booking_lead_min: int = 30
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 7200
+    media_worker_url: str | None = None
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -100,6 +111,23 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("LIENTHONG_MAX_BODY_BYTES", "1048576", "Largest request body accepted (413 above)."),
     ("LIENTHONG_LOG_LEVEL", "INFO", "Log level of the JSON logs."),
     ("LIENTHONG_RUN_WORKER", "true", "Run background workers inside `lienthong serve`."),
+    ("LIENTHONG_NO_SHOW_AFTER_MIN", "10", "Minutes after a consultation's start before an absent patient is a "
+     "no-show (and a waiting patient whose doctor never started is refunded)."),
+    ("LIENTHONG_FREE_CANCELLATION_HOURS", "2", "Patients cancel free of charge until this many hours before the "
+     "start; later cancellations are marked late."),
+    ("LIENTHONG_JOIN_OPEN_BEFORE_MIN", "15", "Minutes before the start from which check-in and joining the call "
+     "are allowed."),
+    ("LIENTHONG_JOIN_GRACE_AFTER_MIN", "30", "Minutes after the scheduled end during which the call may still be "
+     "joined."),
+    ("LIENTHONG_BOOKING_HORIZON_DAYS", "30", "How far ahead patients may book."),
+    ("LIENTHONG_BOOKING_LEAD_MIN", "30", "Minimum notice for a booking, minutes."),
+    ("LIENTHONG_STUN_URLS", "(none)", "Comma-separated STUN URLs given to call participants."),
+    ("LIENTHONG_TURN_URLS", "(none)", "Comma-separated TURN URLs (coturn `use-auth-secret`), e.g. "
+     "`turn:turn.example.vn:3478?transport=udp,turns:turn.example.vn:443?transport=tcp`."),
+    ("LIENTHONG_TURN_SECRET", "(none)", "coturn `static-auth-secret` used to mint TURN REST credentials."),
+    ("LIENTHONG_TURN_TTL", "7200", "Lifetime of minted TURN credentials, seconds."),
+    ("LIENTHONG_MEDIA_WORKER_URL", "(serve starts one)", "Base URL of the aiortc media worker (pre-call test, "
+     "recording)."),
 )
 
 _DEMO_SECRETS_FILE = "demo-secrets.json"
@@ -123,6 +151,14 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if port > 65535:
         raise SettingsError(f"{name} must be at most 65535, got {port}")
     return port
+
+
+def _urls(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in (env.get(name) or "").split(",") if u.strip())
+    bad = [u for u in urls if not u.startswith(schemes)]
+    if bad:
+        raise SettingsError(f"{name} entries must start with {' or '.join(schemes)}, got {bad[0]!r}")
+    return urls
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -200,6 +236,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_level = (env.get("LIENTHONG_LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"LIENTHONG_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    if env.get("LIENTHONG_TURN_URLS") and not env.get("LIENTHONG_TURN_SECRET"):
+        raise SettingsError("LIENTHONG_TURN_SECRET is required when LIENTHONG_TURN_URLS is set")
     sms_url = env.get("SMS_GATEWAY_URL") or None
     if mode == "production" and sms_url is None:
         raise SettingsError("SMS_GATEWAY_URL is required when LIENTHONG_MODE=production (the sandbox is demo-only)")
@@ -237,6 +275,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "LIENTHONG_MAX_BODY_BYTES", 1_048_576, minimum=1024),
         log_level=log_level,
         run_worker=_bool(env, "LIENTHONG_RUN_WORKER", True),
+        no_show_after_min=_int(env, "LIENTHONG_NO_SHOW_AFTER_MIN", 10, minimum=1),
+        free_cancellation_hours=_int(env, "LIENTHONG_FREE_CANCELLATION_HOURS", 2, minimum=0),
+        join_open_before_min=_int(env, "LIENTHONG_JOIN_OPEN_BEFORE_MIN", 15, minimum=0),
+        join_grace_after_min=_int(env, "LIENTHONG_JOIN_GRACE_AFTER_MIN", 30, minimum=0),
+        booking_horizon_days=_int(env, "LIENTHONG_BOOKING_HORIZON_DAYS", 30, minimum=1),
+        booking_lead_min=_int(env, "LIENTHONG_BOOKING_LEAD_MIN", 30, minimum=0),
+        stun_urls=_urls(env, "LIENTHONG_STUN_URLS", ("stun:",)),
+        turn_urls=_urls(env, "LIENTHONG_TURN_URLS", ("turn:", "turns:")),
+        turn_secret=env.get("LIENTHONG_TURN_SECRET") or None,
+        turn_ttl_s=_int(env, "LIENTHONG_TURN_TTL", 7200, minimum=60),
+        media_worker_url=env.get("LIENTHONG_MEDIA_WORKER_URL") or None,
     )
 
 
