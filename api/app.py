@@ -29,6 +29,7 @@ from api.logs import RequestIdMiddleware
 from api.patients.routes import ConsentDocumentController, MeController, PatientController
 from api.settings import Settings, load_settings
 from api.worker import run_worker
+from consultations.routes import ConsultationController, DoctorController, icd10_search
 from notifications.sms import SmsGateway, SmsGatewayConfig
 from pharmacy_link.routes import PharmacyController
 
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             AuthController, MeController, PatientController, ConsentDocumentController, AdminController,
-            PharmacyController, health.live, health.ready, docs_redirect,
+            PharmacyController, DoctorController, ConsultationController, icd10_search,
+            health.live, health.ready, docs_redirect,
             create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],
                                        opt={"public": True}, include_in_schema=False),
         ],

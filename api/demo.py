@@ -7,7 +7,7 @@ sign in as each role. ``seed_demo`` refuses to run in production mode.
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, time
 
 import asyncpg
 import msgspec
@@ -15,6 +15,7 @@ import msgspec
 from api.audit import AuditContext
 from api.auth.accounts import StaffAccountIn, create_staff_account
 from api.settings import Settings
+from consultations import db as consultations_db
 
 FACILITY_CODE = "79026"
 PHARMACY_ID = uuid.UUID("6c1f7e2a-0000-4000-8000-000000000001")
@@ -41,6 +42,14 @@ STAFF: tuple[tuple[StaffAccountIn, str, str], ...] = (
     (StaffAccountIn(role="admin", username="admin", password="demo-Admin-2026", full_name="Quản trị viên"),
      "JBSWY3DPEHPK3PXPADMINADMINADMIN", "Administrator"),
 )
+
+# Demo doctors work every day, mornings to late evening, so a demo started at any hour has slots to book.
+DOCTOR_PROFILES = {
+    "bs.lan": ("nhi_khoa", 150_000, 20, ["vi", "en"], "Khám và tư vấn sức khỏe trẻ em, dinh dưỡng, tiêm chủng.",
+               [(time(7, 0), time(11, 30)), (time(13, 0), time(22, 0))]),
+    "bs.minh": ("noi_tong_quat", 0, 15, ["vi"], "Tăng huyết áp, đái tháo đường, bệnh mạn tính người lớn.",
+                [(time(6, 0), time(23, 0))]),
+}
 
 PATIENTS = (
     ("+84912345678", "Nguyễn Thị Mai", date(1992, 3, 14), "female", "12 Nguyễn Huệ, Phường Bến Nghé, Quận 1, TP.HCM"),
@@ -74,6 +83,17 @@ async def seed_demo(pool: asyncpg.Pool, settings: Settings) -> bool:
             PHARMACY_ID, "Nhà thuốc Liên Thông (demo)", "220 Hồng Bàng, Quận 5, TP. Hồ Chí Minh")
     for account, secret, _ in STAFF:
         await create_staff_account(pool, settings, account, ctx, totp_secret=secret)
+    async with pool.acquire() as conn, conn.transaction():
+        for username, (specialty, fee, minutes, languages, bio, hours) in DOCTOR_PROFILES.items():
+            doctor_id = await conn.fetchval("SELECT id FROM accounts WHERE username = $1", username)
+            await conn.execute(
+                """INSERT INTO doctor_profiles (account_id, specialty_code, fee_vnd, slot_minutes, languages, bio)
+                   VALUES ($1, $2, $3, $4, $5, $6)""", doctor_id, specialty, fee, minutes, languages, bio)
+            await consultations_db.refresh_search_doc(conn, doctor_id)
+            await conn.executemany(
+                """INSERT INTO availability_rules (doctor_id, weekday, start_time, end_time)
+                   VALUES ($1, $2, $3, $4)""",
+                [(doctor_id, weekday, start, end) for weekday in range(1, 8) for start, end in hours])
     async with pool.acquire() as conn, conn.transaction():
         patient_ids = []
         for phone, name, dob, sex, address in PATIENTS:

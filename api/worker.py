@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from api.settings import Settings
+from consultations import service as consultations_service
 
 log = logging.getLogger("lienthong.worker")
 
@@ -24,8 +25,13 @@ async def purge_expired_credentials(pool: asyncpg.Pool, settings: Settings) -> N
     await pool.execute("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
 
 
+async def settle_no_shows(pool: asyncpg.Pool, settings: Settings) -> None:
+    await consultations_service.settle_no_shows(pool, settings)
+
+
 JOBS: tuple[tuple[str, float, Job], ...] = (
     ("purge_expired_credentials", 3600.0, purge_expired_credentials),
+    ("settle_no_shows", 60.0, settle_no_shows),
 )
 
 

@@ -52,3 +52,24 @@ async def sign_in_staff(client: Client, username: str) -> dict[str, Any]:
 
 def bearer(session: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {session['access_token']}"}
+
+
+async def make_patients(pool: Any, settings: Any, count: int, *, consent: bool = True) -> list[dict[str, str]]:
+    """``count`` patient accounts with telemedicine consent, each with a real access token from our issuer
+    (for tests that need many distinct patients at once, where SMS sign-in would hit the per-IP limits)."""
+    from api.auth.principal import Principal, issue_access_token  # noqa: PLC0415
+
+    patients = []
+    for i in range(count):
+        phone = f"+8497{i:07d}"
+        account_id = await pool.fetchval(
+            "INSERT INTO accounts (role, phone, full_name) VALUES ('patient', $1, $2) RETURNING id", phone, f"BN {i}")
+        patient_id = await pool.fetchval(
+            "INSERT INTO patients (account_id, full_name) VALUES ($1, $2) RETURNING id", account_id, f"BN {i}")
+        if consent:
+            await pool.execute(
+                """INSERT INTO consents (patient_id, kind, version, granted, recorded_by)
+                   SELECT $1, kind, version, true, $2 FROM consent_documents""", patient_id, account_id)
+        token = issue_access_token(Principal(account_id=account_id, role="patient", patient_id=patient_id), settings)
+        patients.append({"access_token": token, "account_id": str(account_id), "patient_id": str(patient_id)})
+    return patients
