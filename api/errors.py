@@ -101,6 +101,9 @@ def problem_response(request: Request[Any, Any, Any], status: int, slug: str, ti
     encoded = msgspec.json.encode(body)
     if extra:
         merged = msgspec.json.decode(encoded)
+        clash = set(extra) & set(Problem.__struct_fields__)
+        if clash:  # an extension member must never change what type/status/detail say
+            raise ValueError(f"problem extension members clash with standard ones: {sorted(clash)}")
         merged.update(extra)
         encoded = msgspec.json.encode(merged)
     return Response(encoded, status_code=status, media_type=PROBLEM_JSON,

@@ -310,7 +310,7 @@ async def doctor_queue(pool: asyncpg.Pool, principal: Principal, day: date | Non
 def _require(c: Consultation, allowed: tuple[str, ...], action: str) -> None:
     if c.status not in allowed:
         raise IllegalTransition(f"Cannot {action} a consultation that is {c.status}.",
-                                extra={"status": c.status})
+                                extra={"current_status": c.status})
 
 
 async def record_event(conn: Conn, consultation_id: UUID, kind: str, actor_account_id: UUID | None,
