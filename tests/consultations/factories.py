@@ -29,7 +29,8 @@ async def make_consultation(pool: asyncpg.Pool, *, doctor_username: str = "bs.la
     consultation_id: UUID = await pool.fetchval(
         """INSERT INTO consultations (doctor_id, patient_id, booked_by, slot, status, reason, fee_vnd,
                                       checked_in_at, call_started_at)
-           SELECT d.account_id, $2, $3, tstzrange($4::timestamptz, $4::timestamptz + make_interval(mins => $5)), $6, 'Khám từ xa', $7,
+           SELECT d.account_id, $2, $3, tstzrange($4::timestamptz, $4::timestamptz + make_interval(mins => $5)),
+                  $6, 'Khám từ xa', $7,
                   CASE WHEN $6 IN ('waiting', 'in_call') THEN now() END,
                   CASE WHEN $6 = 'in_call' THEN now() END
            FROM doctors d JOIN accounts a ON a.id = d.account_id WHERE a.username = $1

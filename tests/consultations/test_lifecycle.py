@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
@@ -129,7 +130,8 @@ async def test_strangers_cannot_see_or_act_on_a_consultation(client: Client, sms
         cancel = await client.post(f"/consultations/{consultation_id}/cancel", headers=bearer(session),
                                    json={"reason": "x"})
         assert cancel.status_code == 404
-    assert (await client.post(f"/consultations/{consultation_id}/start", headers=bearer(other_doctor))).status_code == 404
+    stranger_start = await client.post(f"/consultations/{consultation_id}/start", headers=bearer(other_doctor))
+    assert stranger_start.status_code == 404
     assert await _status(pool, consultation_id) == "booked"
     owner = await sign_in_patient(client, sms, GUARDIAN)
     assert (await client.get(f"/consultations/{consultation_id}", headers=bearer(owner))).status_code == 200
@@ -139,8 +141,6 @@ async def test_strangers_cannot_see_or_act_on_a_consultation(client: Client, sms
 
 async def test_concurrent_check_in_and_cancel_leave_one_consistent_state(client: Client, sms: SmsSandbox,
                                                                          pool: asyncpg.Pool) -> None:
-    import asyncio  # noqa: PLC0415
-
     consultation_id = await make_consultation(pool, starts_in=timedelta(minutes=5))
     patient = await sign_in_patient(client, sms, GUARDIAN)
     doctor = await sign_in_staff(client, "bs.lan")
