@@ -1,0 +1,1 @@
+"""Load tests (Locust) and benchmark scripts for the consultation and prescription hot paths."""
