@@ -1,4 +1,4 @@
-"""The ``lienthong`` command: serve, migrate, seed-demo, worker, createuser, db-stop."""
+"""The ``lienthong`` command: serve, migrate, seed-demo, worker, media-worker, createuser, db-stop."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from uuid import UUID
 
 import asyncpg
+import httpx
 import msgspec
 
 from api import db, embedded_pg
@@ -49,21 +53,81 @@ def _print_demo_accounts(settings: Settings) -> None:
     _say(f"Patient OTPs land in the SMS sandbox inbox: http://127.0.0.1:{settings.sms_sandbox_port}/inbox")
 
 
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _MediaWorkerChild:
+    """``lienthong media-worker`` as a child process on a free loopback port. A process of its own because aiortc's
+    codec threads would otherwise compete with the API's event loop for the GIL (rtc.md §1.4)."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._spawn()
+
+    def _spawn(self) -> None:
+        port = _free_loopback_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "api.cli", "media-worker", "--host", "127.0.0.1",
+                                         "--port", str(port)], env=os.environ.copy())
+
+    def wait_ready(self, timeout_s: float = 60) -> str:
+        for _ in range(3):  # another process may take the free port before the child binds it; then pick another
+            deadline = time.monotonic() + timeout_s
+            while self.process.poll() is None and time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                        return self.url
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            self.stop()
+            self._spawn()
+        raise RuntimeError("the media worker did not start; run `lienthong media-worker` to see why")
+
+    def stop(self) -> None:
+        """SIGTERM first: the worker finalises open recording files on its way out."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    settings = with_overrides(settings, host=args.host or settings.host, port=args.port or settings.port,
+                              run_worker=settings.run_worker and not args.no_worker)
+    if settings.media_worker_url is not None:
+        return _serve(settings, started, None)
+    # spawned first, so its imports (aiortc, PyAV) overlap with the database start-up and migrations
+    media_worker = _MediaWorkerChild()
+    try:
+        return _serve(settings, started, media_worker)
+    finally:
+        media_worker.stop()
+
+
+def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild | None) -> int:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from api.app import create_app  # noqa: PLC0415
     from notifications.sms_sandbox import SmsSandbox  # noqa: PLC0415
 
-    started = time.monotonic()
-    settings = with_overrides(settings, host=args.host or settings.host, port=args.port or settings.port,
-                              run_worker=settings.run_worker and not args.no_worker)
     we_started_db = settings.uses_embedded_db and not embedded_pg.is_running(settings.data_dir)
     _, applied, seeded = asyncio.run(_prepare(settings, seed=True))
     if applied:
         _say(f"Applied migrations: {', '.join(applied)}")
     if settings.uses_embedded_db:
         _say(f"Embedded PostgreSQL running, data in {settings.data_dir / 'pgdata'}")
+    if media_worker is not None:
+        settings = with_overrides(settings, media_worker_url=media_worker.wait_ready())
+        _say(f"Media worker (aiortc) listening on {settings.media_worker_url}")
     sandbox = None
     if settings.uses_sms_sandbox:
         sandbox = SmsSandbox(port=settings.sms_sandbox_port, api_key=settings.sms_api_key,
@@ -157,6 +221,13 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_media_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from rtc.media_worker import serve  # noqa: PLC0415 - aiortc and PyAV load in the worker process only
+
+    serve(settings, args.host, args.port)
+    return 0
+
+
 def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.uses_embedded_db:
         _say("DATABASE_URL is set: there is no embedded database to stop.")
@@ -177,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="load the demo data (demo mode)").set_defaults(func=cmd_seed_demo)
     sub.add_parser("worker", help="run background workers without the API").set_defaults(func=cmd_worker)
+    media = sub.add_parser("media-worker", help="run the aiortc media worker (pre-call test, recording) alone")
+    media.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1; keep it private)")
+    media.add_argument("--port", type=int, default=8010, help="listen port (default 8010)")
+    media.set_defaults(func=cmd_media_worker)
     sub.add_parser("db-stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_db_stop)
     create = sub.add_parser("createuser", help="create a doctor, pharmacist or admin account")
     create.add_argument("--role", required=True, choices=["doctor", "pharmacist", "admin"])

@@ -83,14 +83,14 @@ async def bench(base_url: str, tokens: list[str], concurrency: int, race: int) -
               {"Authorization": f"Bearer {t}"}) for (d, s), t in zip(free[:n], booking_tokens[:n], strict=True)]
     lat, wall, statuses = await _run(base_url, calls, concurrency)
     booking = describe(f"POST /consultations c={concurrency}", lat, wall, statuses.get(201, 0))
-    print(f"  statuses {dict(sorted(statuses.items()))}; booking/ping throughput ratio "  # noqa: T201
+    print(f"  statuses {dict(sorted(statuses.items()))}; booking/ping throughput ratio "
           f"{booking['req_per_s'] / ping['req_per_s']:.2f}")
 
     race_calls = [("POST", "/consultations", {"doctor_id": race_slot[0], "starts_at": race_slot[1], "reason": "Race"},
                    {"Authorization": f"Bearer {t}"}) for t in tokens[:race]]
     lat, wall, statuses = await _run(base_url, race_calls, race)
     others = sum(statuses.values()) - statuses.get(201, 0) - statuses.get(409, 0)
-    print(f"double-booking race: {race} simultaneous requests for one slot -> "  # noqa: T201
+    print(f"double-booking race: {race} simultaneous requests for one slot -> "
           f"{statuses.get(201, 0)} x 201, {statuses.get(409, 0)} x 409, others {others}; "
           f"slowest {max(lat) * 1000:.1f} ms")
 

@@ -79,7 +79,7 @@ def platform() -> Iterator[Platform]:
 @contextlib.contextmanager
 def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
+    process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port",
          str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env)
     base_url = f"http://127.0.0.1:{port}"
@@ -112,6 +112,6 @@ def describe(label: str, latencies_s: list[float], wall_s: float, ok: int) -> di
         "p50_ms": percentile(latencies_s, 50) * 1000, "p99_ms": percentile(latencies_s, 99) * 1000,
         "mean_ms": statistics.fmean(latencies_s) * 1000 if latencies_s else float("nan"),
     }
-    print(f"{label:<34} {figures['req_per_s']:8.1f} req/s   p50 {figures['p50_ms']:7.2f} ms   "  # noqa: T201
+    print(f"{label:<34} {figures['req_per_s']:8.1f} req/s   p50 {figures['p50_ms']:7.2f} ms   "
           f"p99 {figures['p99_ms']:7.2f} ms   ok {ok}/{len(latencies_s)}")
     return figures

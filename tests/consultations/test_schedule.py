@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from consultations.slots import VN
-from tests.helpers import Client, bearer, sign_in_staff
+from notifications.sms_sandbox import SmsSandbox
+from tests.helpers import Client, bearer, sign_in_patient, sign_in_staff
 
 pytestmark = pytest.mark.usefixtures("demo")
 
@@ -66,9 +67,7 @@ async def test_profile_changes_show_in_search(client: Client) -> None:
     assert bad.status_code == 422
 
 
-async def test_patients_cannot_edit_schedules(client: Client, sms: object) -> None:
-    from tests.helpers import sign_in_patient  # noqa: PLC0415
-
-    patient = await sign_in_patient(client, sms, "+84912345678")  # type: ignore[arg-type]
+async def test_patients_cannot_edit_schedules(client: Client, sms: SmsSandbox) -> None:
+    patient = await sign_in_patient(client, sms, "+84912345678")
     response = await client.put("/doctors/me/schedule/weekly", headers=bearer(patient), json={"rules": []})
     assert response.status_code == 403
