@@ -30,8 +30,12 @@ from api.patients.routes import ConsentDocumentController, MeController, Patient
 from api.settings import Settings, load_settings
 from api.worker import run_worker
 from consultations.routes import ConsultationController, DoctorController, icd10_search
+from eprescription.catalogue_routes import DrugController, DrugImportController
 from notifications.sms import SmsGateway, SmsGatewayConfig
 from pharmacy_link.routes import PharmacyController
+from rtc.hub import signaling_lifespan
+from rtc.media import PrecallController, RecordingController
+from rtc.routes import CallController, signaling
 
 API_VERSION = "0.1.0"
 
@@ -106,6 +110,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             AuthController, MeController, PatientController, ConsentDocumentController, AdminController,
             PharmacyController, DoctorController, ConsultationController, icd10_search,
+            CallController, signaling, DrugController, DrugImportController,
+            PrecallController, RecordingController,
             health.live, health.ready, docs_redirect,
             create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],
                                        opt={"public": True}, include_in_schema=False),
@@ -113,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"pool": Provide(provide_pool, sync_to_thread=False),
                       "sms": Provide(provide_sms, sync_to_thread=False),
                       "settings": Provide(provide_settings, sync_to_thread=False)},
-        lifespan=[lifespan],
+        lifespan=[lifespan, signaling_lifespan(settings)],  # the hub starts after the pool, stops before it
         # JWT auth inserts its middleware first; the request id must wrap it so 401s carry an id too.
         on_app_init=[auth.on_app_init, _request_id_outermost],
         exception_handlers=dict(EXCEPTION_HANDLERS),

@@ -1,4 +1,4 @@
-"""The ``lienthong`` command: serve, migrate, seed-demo, worker, media-worker, createuser, db-stop."""
+"""The ``lienthong`` command: serve, migrate, seed-demo, worker, media-worker, createuser, import-drugs, db-stop."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -24,7 +25,10 @@ from api.auth.accounts import StaffAccountIn, create_staff_account
 from api.demo import demo_accounts, seed_demo
 from api.errors import DomainError
 from api.logs import configure_logging
+from api.progress import ProgressBar
 from api.settings import Settings, SettingsError, load_settings, with_overrides
+from eprescription.catalogue_import import check_size, import_drugs, source_code_for, summary_lines
+from eprescription.errors import DrugImportRejected
 
 
 def _say(text: str) -> None:
@@ -144,7 +148,8 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                    access_log=False, lifespan="on")
+                    access_log=False, lifespan="on",
+                    ws_max_size=2**20)  # signaling frames are capped at 64 KiB anyway
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -221,6 +226,50 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_import_drugs(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    source = args.source or source_code_for(path.name)
+    try:
+        check_size(path.stat().st_size)
+        data = path.read_bytes()
+    except OSError as exc:
+        _say(f"Cannot read {path}: {exc.strerror or exc}")
+        return 2
+    except DomainError as exc:
+        _say(f"Import refused, nothing was imported: {exc.detail}")
+        return 2
+
+    async def main() -> int:
+        target = await asyncio.to_thread(db.resolve_target, settings)
+        pool = await db.create_pool(target, with_overrides(settings, db_pool_min=1, db_pool_max=2))
+        bar = ProgressBar()
+        try:
+            await db.check_schema(pool)
+            report = await import_drugs(
+                pool, data, source=source, file_label=path.name, demo_data=args.demo, progress=bar,
+                ctx=AuditContext(None, "system", None, "lienthong import-drugs", None))
+        except DrugImportRejected as exc:
+            bar.close()
+            _say(f"Import rejected, nothing was imported: {exc.extra['rejected_rows']} of {exc.extra['rows']} rows "
+                 "have problems (row numbers count the header as row 1):")
+            for line in summary_lines(exc.problems):
+                _say(line)
+            return 2
+        except DomainError as exc:
+            bar.close()
+            _say(f"Import refused, nothing was imported: {exc.detail}")
+            return 2
+        finally:
+            bar.close()
+            await pool.close()
+        _say(f"Imported {path.name} as source '{report.source}'{' (demo data)' if report.demo_data else ''}: "
+             f"{report.rows} rows accepted ({report.inserted} new, {report.updated} updated, "
+             f"{report.unchanged} unchanged), 0 rejected.")
+        return 0
+
+    return asyncio.run(main())
+
+
 def cmd_media_worker(settings: Settings, args: argparse.Namespace) -> int:
     from rtc.media_worker import serve  # noqa: PLC0415 - aiortc and PyAV load in the worker process only
 
@@ -264,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--pharmacist-degree", action="store_true", help="pharmacist holds a pharmacist degree")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(func=cmd_createuser)
+    drugs = sub.add_parser("import-drugs", help="import a drug catalogue CSV, every row or none (see the README)")
+    drugs.add_argument("file", help="CSV file, UTF-8, with a header row")
+    drugs.add_argument("--source", help="dataset code recorded on every row (default: from the file name)")
+    drugs.add_argument("--demo", action="store_true", help="the file is demonstration data, and the API will say so")
+    drugs.set_defaults(func=cmd_import_drugs)
     return parser
 
 

@@ -65,6 +65,10 @@ class Settings:
     turn_secret: str | None = None
     turn_ttl_s: int = 7200
     media_worker_url: str | None = None
+    media_loopback_only: bool = False
+    media_cpu_budget_pct: int = 120
+    precall_per_hour: int = 4
+    precall_max_s: int = 30
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -128,6 +132,12 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("LIENTHONG_TURN_TTL", "7200", "Lifetime of minted TURN credentials, seconds."),
     ("LIENTHONG_MEDIA_WORKER_URL", "(serve starts one)", "Base URL of the aiortc media worker (pre-call test, "
      "recording)."),
+    ("LIENTHONG_MEDIA_LOOPBACK_ONLY", "false", "The media worker offers only 127.0.0.1 ICE candidates (tests, "
+     "single-host demos); aioice otherwise skips loopback."),
+    ("LIENTHONG_MEDIA_CPU_BUDGET", "120", "CPU the media worker may commit, in percent of one core; a pre-call "
+     "test costs 40 and a recorded stream 55 (measured), and jobs beyond the budget are refused with 503."),
+    ("LIENTHONG_PRECALL_PER_HOUR", "4", "Pre-call connection tests a patient account may start per hour."),
+    ("LIENTHONG_PRECALL_MAX_S", "30", "Longest a pre-call connection test runs, seconds."),
 )
 
 _DEMO_SECRETS_FILE = "demo-secrets.json"
@@ -244,6 +254,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if sms_url is not None and not sms_url.startswith(("http://", "https://")):
         raise SettingsError("SMS_GATEWAY_URL must be an http(s) URL")
 
+    media_worker_url = env.get("LIENTHONG_MEDIA_WORKER_URL") or None
+    if media_worker_url is not None and not media_worker_url.startswith(("http://", "https://")):
+        raise SettingsError("LIENTHONG_MEDIA_WORKER_URL must be an http(s) URL")
+    # the worker holds a CPU slot for the whole test; longer tests say nothing more about the link
+    precall_max_s = _int(env, "LIENTHONG_PRECALL_MAX_S", 30, minimum=5)
+    if precall_max_s > 120:
+        raise SettingsError(f"LIENTHONG_PRECALL_MAX_S must be at most 120, got {precall_max_s}")
+
     return Settings(
         mode=mode,  # type: ignore[arg-type]  # checked against the Literal above
         database_url=database_url,
@@ -285,7 +303,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         turn_urls=_urls(env, "LIENTHONG_TURN_URLS", ("turn:", "turns:")),
         turn_secret=env.get("LIENTHONG_TURN_SECRET") or None,
         turn_ttl_s=_int(env, "LIENTHONG_TURN_TTL", 7200, minimum=60),
-        media_worker_url=env.get("LIENTHONG_MEDIA_WORKER_URL") or None,
+        media_worker_url=media_worker_url,
+        media_loopback_only=_bool(env, "LIENTHONG_MEDIA_LOOPBACK_ONLY", False),
+        media_cpu_budget_pct=_int(env, "LIENTHONG_MEDIA_CPU_BUDGET", 120, minimum=0),
+        precall_per_hour=_int(env, "LIENTHONG_PRECALL_PER_HOUR", 4, minimum=1),
+        precall_max_s=precall_max_s,
     )
 
 

@@ -57,7 +57,7 @@ def bearer(session: dict[str, Any]) -> dict[str, str]:
 async def make_patients(pool: Any, settings: Any, count: int, *, consent: bool = True) -> list[dict[str, str]]:
     """``count`` patient accounts with telemedicine consent, each with a real access token from our issuer
     (for tests that need many distinct patients at once, where SMS sign-in would hit the per-IP limits)."""
-    from api.auth.principal import Principal, issue_access_token  # noqa: PLC0415
+    from api.auth.principal import Principal, issue_access_token
 
     patients = []
     for i in range(count):
