@@ -281,6 +281,14 @@ async def _visible(conn: Conn, principal: Principal, consultation_id: UUID, *, l
     return found
 
 
+async def _as_treating_doctor(conn: Conn, principal: Principal, consultation_id: UUID, action: str, *,
+                              lock: bool = False) -> Consultation:
+    c = await _visible(conn, principal, consultation_id, lock=lock)
+    if participant_role(c, principal.account_id) != "doctor":
+        raise NotTreatingDoctor(f"Only the treating doctor may {action}.")
+    return c
+
+
 async def view(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID, ctx: AuditContext) -> Consultation:
     async with pool.acquire() as conn, conn.transaction():
         found = await _visible(conn, principal, consultation_id)
@@ -368,18 +376,14 @@ async def end_call(conn: Conn, consultation_id: UUID, ctx: AuditContext) -> Cons
 async def doctor_start(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID,
                        ctx: AuditContext) -> Consultation:
     async with pool.acquire() as conn, conn.transaction():
-        c = await _visible(conn, principal, consultation_id)
-        if participant_role(c, principal.account_id) != "doctor":
-            raise NotTreatingDoctor("Only the treating doctor starts the call.")
+        await _as_treating_doctor(conn, principal, consultation_id, "start the call")
         return _local(await start_call(conn, consultation_id, ctx))
 
 
 async def doctor_complete(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID,
                           ctx: AuditContext) -> Consultation:
     async with pool.acquire() as conn, conn.transaction():
-        c = await _visible(conn, principal, consultation_id)
-        if participant_role(c, principal.account_id) != "doctor":
-            raise NotTreatingDoctor("Only the treating doctor ends the consultation.")
+        await _as_treating_doctor(conn, principal, consultation_id, "end the consultation")
         return _local(await end_call(conn, consultation_id, ctx))
 
 
@@ -410,9 +414,7 @@ async def cancel(pool: asyncpg.Pool, settings: Settings, principal: Principal, c
 async def mark_no_show(pool: asyncpg.Pool, settings: Settings, principal: Principal, consultation_id: UUID,
                        ctx: AuditContext) -> Consultation:
     async with pool.acquire() as conn, conn.transaction():
-        c = await _visible(conn, principal, consultation_id, lock=True)
-        if participant_role(c, principal.account_id) != "doctor":
-            raise NotTreatingDoctor("Only the treating doctor marks a no-show.")
+        c = await _as_treating_doctor(conn, principal, consultation_id, "mark a no-show", lock=True)
         _require(c, ("booked",), "mark as no-show")
         if _now() < c.starts_at + timedelta(minutes=settings.no_show_after_min):
             raise OutsideWindow(f"A patient is a no-show only {settings.no_show_after_min} minutes after the start.")
@@ -450,9 +452,7 @@ async def write_record(pool: asyncpg.Pool, principal: Principal, consultation_id
     if len(set(codes)) != len(codes):
         raise InvalidInput("body.diagnoses", "A diagnosis is listed twice.")
     async with pool.acquire() as conn, conn.transaction():
-        c = await _visible(conn, principal, consultation_id, lock=True)
-        if participant_role(c, principal.account_id) != "doctor":
-            raise NotTreatingDoctor("Only the treating doctor writes the consultation record.")
+        c = await _as_treating_doctor(conn, principal, consultation_id, "write the consultation record", lock=True)
         _require(c, ("in_call", "completed"), "write the record of")
         names = await db.icd10_names(conn, codes)
         unknown = [i for i, code in enumerate(codes) if code not in names]

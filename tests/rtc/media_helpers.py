@@ -18,12 +18,13 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame, VideoFrame
+from av import VideoFrame
+
+from load_tests.peers import ToneTrack
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 BITS, BLOCK = 16, 32
 VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
-AUDIO_RATE, AUDIO_SAMPLES = 48_000, 960  # 20 ms frames, as a phone sends them
 
 
 def _source_planes() -> list[list[bytes]]:
@@ -36,17 +37,6 @@ def _source_planes() -> list[list[bytes]]:
             if len(frames) == FPS:
                 return frames
     raise RuntimeError("lavfi testsrc2 produced too few frames")
-
-
-def _tone() -> list[bytes]:
-    with av.open(f"sine=frequency=440:sample_rate={AUDIO_RATE}:samples_per_frame={AUDIO_SAMPLES}",
-                 format="lavfi") as source:
-        chunks: list[bytes] = []
-        for frame in source.decode(audio=0):
-            chunks.append(bytes(frame.planes[0])[: AUDIO_SAMPLES * 2])
-            if len(chunks) == 50:
-                return chunks
-    raise RuntimeError("lavfi sine produced too few frames")
 
 
 def stamp(frame: VideoFrame, index: int) -> None:
@@ -98,34 +88,6 @@ class SyntheticCamera(MediaStreamTrack):
         return frame
 
 
-class SyntheticMicrophone(MediaStreamTrack):
-    """A 440 Hz tone in 20 ms frames, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._chunks = _tone()
-        self._index = 0
-        self._start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            await asyncio.sleep(max(0.0, self._start + self._index * AUDIO_SAMPLES / AUDIO_RATE - now))
-        frame = AudioFrame(format="s16", layout="mono", samples=AUDIO_SAMPLES)
-        frame.planes[0].update(self._chunks[self._index % len(self._chunks)])
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = self._index * AUDIO_SAMPLES
-        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-        self._index += 1
-        return frame
-
-
 @dataclass
 class Received:
     """What came back on one remote track: arrival times, and for video the barcode of each frame."""
@@ -156,7 +118,7 @@ class AppPeer:
 
     pc: RTCPeerConnection
     camera: SyntheticCamera
-    microphone: SyntheticMicrophone
+    microphone: ToneTrack
     received: dict[str, Received]
     tasks: list[asyncio.Task[None]]
 
@@ -172,7 +134,7 @@ class AppPeer:
 async def app_peer() -> AsyncIterator[AppPeer]:
     """iceServers=[]: never aiortc's default Google STUN. Host candidates are loopback by the tests' patch."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    peer = AppPeer(pc, SyntheticCamera(), SyntheticMicrophone(), {}, [])
+    peer = AppPeer(pc, SyntheticCamera(), ToneTrack(), {}, [])
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
