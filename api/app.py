@@ -31,6 +31,7 @@ from api.settings import Settings, load_settings
 from api.worker import run_worker
 from consultations.routes import ConsultationController, DoctorController, icd10_search
 from eprescription.catalogue_routes import DrugController, DrugImportController
+from eprescription.routes import PrescriptionController
 from notifications.sms import SmsGateway, SmsGatewayConfig
 from pharmacy_link.routes import PharmacyController
 from rtc.hub import signaling_lifespan
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             AuthController, MeController, PatientController, ConsentDocumentController, AdminController,
             PharmacyController, DoctorController, ConsultationController, icd10_search,
-            CallController, signaling, DrugController, DrugImportController,
+            CallController, signaling, DrugController, DrugImportController, PrescriptionController,
             PrecallController, RecordingController,
             health.live, health.ready, docs_redirect,
             create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],

@@ -22,7 +22,7 @@ import msgspec
 from api import db, embedded_pg
 from api.audit import AuditContext
 from api.auth.accounts import StaffAccountIn, create_staff_account
-from api.demo import demo_accounts, seed_demo
+from api.demo import demo_accounts, national_rx_demo_doctors, seed_demo
 from api.errors import DomainError
 from api.logs import configure_logging
 from api.progress import ProgressBar
@@ -121,6 +121,7 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from api.app import create_app  # noqa: PLC0415
+    from eprescription.national_sandbox import NationalRxSandbox  # noqa: PLC0415
     from notifications.sms_sandbox import SmsSandbox  # noqa: PLC0415
 
     we_started_db = settings.uses_embedded_db and not embedded_pg.is_running(settings.data_dir)
@@ -138,6 +139,14 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
                              secret_key=settings.sms_secret_key, brandnames=(settings.sms_brandname,))
         sandbox.start()
         _say(f"SMS sandbox listening on {sandbox.base_url} (inbox: {sandbox.base_url}/inbox)")
+    national = None
+    if settings.uses_national_rx_sandbox:
+        national = NationalRxSandbox(
+            port=settings.national_rx_sandbox_port,
+            facilities={settings.national_rx_facility_code: settings.national_rx_facility_password},
+            doctors=national_rx_demo_doctors(), apps={settings.national_rx_app_name: settings.national_rx_app_key})
+        national.start()
+        _say(f"National e-prescription sandbox (QĐ 808) listening on {national.base_url}")
     if settings.mode == "demo":
         if seeded:
             _say("Demo data loaded.")
@@ -151,6 +160,8 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
                     access_log=False, lifespan="on",
                     ws_max_size=2**20)  # signaling frames are capped at 64 KiB anyway
     finally:
+        if national is not None:
+            national.stop()
         if sandbox is not None:
             sandbox.stop()
         if we_started_db:

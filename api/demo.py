@@ -14,6 +14,7 @@ import msgspec
 
 from api.audit import AuditContext
 from api.auth.accounts import StaffAccountIn, create_staff_account
+from api.auth.secrets_box import seal
 from api.settings import Settings
 from consultations import db as consultations_db
 
@@ -51,11 +52,24 @@ DOCTOR_PROFILES = {
                 [(time(6, 0), time(23, 0))]),
 }
 
+# The demo doctors' accounts on the national e-prescription system (API-R1: mã liên thông bác sĩ and password). The
+# sandbox `lienthong serve` starts holds the same, so demo prescriptions reach it; the facility adds each doctor
+# (API-2) on the first send.
+NATIONAL_RX_DOCTORS = {
+    "bs.lan": ("79026BS00123", "demo-national-Lan"),
+    "bs.minh": ("79026BS00456", "demo-national-Minh"),
+}
+
 PATIENTS = (
     ("+84912345678", "Nguyễn Thị Mai", date(1992, 3, 14), "female", "12 Nguyễn Huệ, Phường Bến Nghé, Quận 1, TP.HCM"),
     ("+84987654321", "Lê Văn Hùng", date(1978, 11, 2), "male", "Ấp 3, xã Tân Phú, Đồng Nai"),
 )
 CHILD = ("Trần Gia Bảo", date(2024, 5, 10), "male", 11.5)
+
+
+def national_rx_demo_doctors() -> dict[str, str]:
+    """National doctor code → password, for the sandbox."""
+    return dict(NATIONAL_RX_DOCTORS.values())
 
 
 def demo_accounts() -> list[DemoAccount]:
@@ -86,6 +100,11 @@ async def seed_demo(pool: asyncpg.Pool, settings: Settings) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         for username, (specialty, fee, minutes, languages, bio, hours) in DOCTOR_PROFILES.items():
             doctor_id = await conn.fetchval("SELECT id FROM accounts WHERE username = $1", username)
+            national_code, national_password = NATIONAL_RX_DOCTORS[username]
+            # sealed like TOTP secrets: bound to the doctor's account id
+            await conn.execute(
+                "UPDATE doctors SET national_rx_code = $2, national_rx_password_enc = $3 WHERE account_id = $1",
+                doctor_id, national_code, seal(settings.data_key, national_password.encode(), doctor_id.bytes))
             await conn.execute(
                 """INSERT INTO doctor_profiles (account_id, specialty_code, fee_vnd, slot_minutes, languages, bio)
                    VALUES ($1, $2, $3, $4, $5, $6)""", doctor_id, specialty, fee, minutes, languages, bio)

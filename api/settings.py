@@ -69,6 +69,14 @@ class Settings:
     media_cpu_budget_pct: int = 120
     precall_per_hour: int = 4
     precall_max_s: int = 30
+    prescribe_window_hours: int = 24
+    telemedicine_controlled_drugs: bool = False
+    national_rx_url: str | None = None
+    national_rx_facility_code: str = "79026"
+    national_rx_facility_password: str = "sandbox-facility"  # noqa: S105 - the sandbox's published demo credential
+    national_rx_app_name: str = "lienthong"
+    national_rx_app_key: str = "sandbox-app-key"
+    national_rx_sandbox_port: int = 8026
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -77,6 +85,10 @@ class Settings:
     @property
     def uses_sms_sandbox(self) -> bool:
         return self.sms_gateway_url is None
+
+    @property
+    def uses_national_rx_sandbox(self) -> bool:
+        return self.national_rx_url is None
 
 
 # (variable, default shown in README, meaning); the order is the README's.
@@ -138,6 +150,18 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "test costs 40 and a recorded stream 55 (measured), and jobs beyond the budget are refused with 503."),
     ("LIENTHONG_PRECALL_PER_HOUR", "4", "Pre-call connection tests a patient account may start per hour."),
     ("LIENTHONG_PRECALL_MAX_S", "30", "Longest a pre-call connection test runs, seconds."),
+    ("LIENTHONG_PRESCRIBE_WINDOW_HOURS", "24", "How long after a consultation ends its doctor may still write and "
+     "sign a prescription for it, hours."),
+    ("LIENTHONG_TELEMEDICINE_CONTROLLED_DRUGS", "false", "Allow narcotic (N) and psychotropic/precursor (H) drugs "
+     "in telemedicine prescriptions (TM-4). Leave false unless legal counsel has signed off."),
+    ("NATIONAL_RX_URL", "(unset)", "Base URL of the national e-prescription system (QĐ 808), e.g. "
+     "`https://api.donthuocquocgia.vn`. Unset: the local sandbox."),
+    ("NATIONAL_RX_FACILITY_CODE", "79026", "The facility's mã liên thông (API-1 login)."),
+    ("NATIONAL_RX_FACILITY_PASSWORD", "sandbox-facility", "The facility's password on the national system."),
+    ("NATIONAL_RX_APP_NAME", "lienthong", "`app-name` header for the pharmacy-side calls (API-6/7), issued per "
+     "software vendor."),
+    ("NATIONAL_RX_APP_KEY", "sandbox-app-key", "`app-key` header for the pharmacy-side calls (API-6/7)."),
+    ("NATIONAL_RX_SANDBOX_PORT", "8026", "Port of the local national e-prescription sandbox."),
 )
 
 _DEMO_SECRETS_FILE = "demo-secrets.json"
@@ -261,6 +285,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     precall_max_s = _int(env, "LIENTHONG_PRECALL_MAX_S", 30, minimum=5)
     if precall_max_s > 120:
         raise SettingsError(f"LIENTHONG_PRECALL_MAX_S must be at most 120, got {precall_max_s}")
+    national_url = (env.get("NATIONAL_RX_URL") or "").rstrip("/") or None
+    if mode == "production" and national_url is None:
+        raise SettingsError("NATIONAL_RX_URL is required when LIENTHONG_MODE=production (the sandbox is demo-only)")
+    if national_url is not None and not national_url.startswith(("http://", "https://")):
+        raise SettingsError("NATIONAL_RX_URL must be an http(s) URL")
+    if mode == "production":  # the sandbox's published demo credentials must never reach the national system
+        for name in ("NATIONAL_RX_FACILITY_CODE", "NATIONAL_RX_FACILITY_PASSWORD", "NATIONAL_RX_APP_KEY"):
+            if not env.get(name):
+                raise SettingsError(f"{name} is required when LIENTHONG_MODE=production")
 
     return Settings(
         mode=mode,  # type: ignore[arg-type]  # checked against the Literal above
@@ -308,6 +341,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         media_cpu_budget_pct=_int(env, "LIENTHONG_MEDIA_CPU_BUDGET", 120, minimum=0),
         precall_per_hour=_int(env, "LIENTHONG_PRECALL_PER_HOUR", 4, minimum=1),
         precall_max_s=precall_max_s,
+        prescribe_window_hours=_int(env, "LIENTHONG_PRESCRIBE_WINDOW_HOURS", 24, minimum=0),
+        telemedicine_controlled_drugs=_bool(env, "LIENTHONG_TELEMEDICINE_CONTROLLED_DRUGS", False),
+        national_rx_url=national_url,
+        national_rx_facility_code=env.get("NATIONAL_RX_FACILITY_CODE") or "79026",
+        national_rx_facility_password=env.get("NATIONAL_RX_FACILITY_PASSWORD") or "sandbox-facility",
+        national_rx_app_name=env.get("NATIONAL_RX_APP_NAME") or "lienthong",
+        national_rx_app_key=env.get("NATIONAL_RX_APP_KEY") or "sandbox-app-key",
+        national_rx_sandbox_port=_port(env, "NATIONAL_RX_SANDBOX_PORT", 8026),
     )
 
 

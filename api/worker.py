@@ -13,6 +13,8 @@ import asyncpg
 
 from api.settings import Settings
 from consultations import service as consultations_service
+from eprescription import national_sync
+from eprescription import service as eprescription_service
 
 log = logging.getLogger("lienthong.worker")
 
@@ -29,9 +31,25 @@ async def settle_no_shows(pool: asyncpg.Pool, settings: Settings) -> None:
     await consultations_service.settle_no_shows(pool, settings)
 
 
+async def expire_prescriptions(pool: asyncpg.Pool, settings: Settings) -> None:
+    await eprescription_service.expire_prescriptions(pool, settings)
+
+
+NATIONAL_BATCH = 20
+
+
+async def send_national_prescriptions(pool: asyncpg.Pool, settings: Settings) -> None:
+    """API-R2/R3: signed prescriptions go to the national system soon after signing. A full batch means more are
+    due, so the job keeps going rather than letting a burst wait one period per batch."""
+    while await national_sync.send_due(pool, settings, limit=NATIONAL_BATCH) == NATIONAL_BATCH:
+        pass
+
+
 JOBS: tuple[tuple[str, float, Job], ...] = (
     ("purge_expired_credentials", 3600.0, purge_expired_credentials),
     ("settle_no_shows", 60.0, settle_no_shows),
+    ("send_national_prescriptions", 5.0, send_national_prescriptions),
+    ("expire_prescriptions", 60.0, expire_prescriptions),
 )
 
 

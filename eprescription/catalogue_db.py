@@ -103,8 +103,8 @@ async def drug(conn: Conn, drug_id: UUID) -> Drug | None:
 async def interactions_of(conn: Conn, drug_id: UUID) -> list[Interaction]:
     """Every interaction rule one of whose sides names the drug (by ingredient or ATC class), most severe first."""
     rows = await conn.fetch(
-        """SELECT i.id, i.severity, i.effect, i.advice, i.source_code AS source, i.source_ref, s.demo_data,
-                  m.a_matches, i.a_kind, i.a_code, i.a_label, i.b_kind, i.b_code, i.b_label
+        """SELECT i.id, i.severity, i.effect, i.advice, i.effect_vi, i.advice_vi, i.source_code AS source,
+                  i.source_ref, s.demo_data, m.a_matches, i.a_kind, i.a_code, i.a_label, i.b_kind, i.b_code, i.b_label
            FROM drugs d
            JOIN drug_interactions i ON drug_matches_side(i.a_kind, i.a_code, d.ingredients, d.atc_code)
                                     OR drug_matches_side(i.b_kind, i.b_code, d.ingredients, d.atc_code)
@@ -119,8 +119,8 @@ async def interactions_of(conn: Conn, drug_id: UUID) -> list[Interaction]:
         b = InteractionSide(kind=r["b_kind"], code=r["b_code"], label=r["b_label"])
         found.append(Interaction(
             id=r["id"], severity=r["severity"], drug=a if r["a_matches"] else b, other=b if r["a_matches"] else a,
-            effect=r["effect"], advice=r["advice"], source=r["source"], source_ref=r["source_ref"],
-            demo_data=r["demo_data"]))
+            effect=r["effect"], advice=r["advice"], effect_vi=r["effect_vi"], advice_vi=r["advice_vi"],
+            source=r["source"], source_ref=r["source_ref"], demo_data=r["demo_data"]))
     return found
 
 

@@ -72,6 +72,8 @@ class Interaction(msgspec.Struct):
     other: InteractionSide
     effect: str
     advice: str
+    effect_vi: str  # the same in Vietnamese, as the clinical checks (CDS-1) show it to doctors
+    advice_vi: str
     source: str
     source_ref: str
     demo_data: bool

@@ -1,11 +1,14 @@
-"""Problems the drug catalogue and its CSV import can run into."""
+"""Problems of the drug catalogue, its CSV import, and prescribing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import msgspec
+
 from api.errors import Conflict, DomainError, FieldError, NotFound
+from eprescription.schemas import Finding, RuleProblem
 
 # An HTTP problem lists this many rejected rows; the rest are counted (the CLI prints its own summary).
 LISTED_PROBLEMS = 100
@@ -55,3 +58,70 @@ class DrugImportRejected(DomainError):
 
 class DrugSourceConflict(Conflict):
     slug, title = "drug-source-conflict", "Drug source is of the other kind"
+
+
+class PrescriptionNotFound(NotFound):
+    slug, title = "prescription-not-found", "Prescription not found"
+
+
+class PrescribingNotAllowed(DomainError):
+    """Not the treating doctor, or the consultation is not in a state (or window) where prescribing is allowed."""
+
+    status, slug, title = 403, "prescribing-not-allowed", "Prescribing not allowed"
+
+
+class PrescriptionRuleViolated(DomainError):
+    """A hard prescribing rule (VN-x, TM-x) is broken; ``errors`` name each rule and field."""
+
+    status, slug, title = 422, "prescription-rule-violated", "Prescription breaks a prescribing rule"
+
+    def __init__(self, problems: Sequence[RuleProblem]) -> None:
+        rules = sorted({p.rule for p in problems})
+        super().__init__(
+            f"The prescription cannot be signed: {len(problems)} problem(s) with rule(s) {', '.join(rules)}.",
+            errors=[FieldError(p.path, f"[{p.rule}] {p.message}") for p in problems],
+            extra={"rules": rules},
+        )
+
+
+class OverrideRequired(DomainError):
+    """A contraindicated clinical finding (CDS-x) needs the doctor's override reason before signing."""
+
+    status, slug, title = 422, "clinical-override-required", "Clinical finding needs an override reason"
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        super().__init__(
+            f"{len(findings)} finding(s) block signing until you record why you prescribe anyway.",
+            errors=[FieldError("overrides", f"[{f.rule}] {f.key}: {f.title}") for f in findings],
+            extra={"findings": [msgspec.to_builtins(f) for f in findings]},
+        )
+
+
+class UnknownOverride(DomainError):
+    status, slug, title = 422, "unknown-override", "Override names no current finding"
+
+
+class PrescriptionStateConflict(Conflict):
+    """The prescription is not in a state that allows this (e.g. signing a signed one, cancelling a dispensed one)."""
+
+    slug, title = "prescription-state-conflict", "Prescription is not in a state that allows this"
+
+
+class PrescriptionExpired(Conflict):
+    slug, title = "prescription-expired", "Prescription expired"
+
+
+class SigningCodeRejected(DomainError):
+    """The TOTP code at the signing ceremony is wrong or already used; nothing was signed."""
+
+    status, slug, title = 422, "signing-code-rejected", "Signing code rejected"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, errors=[FieldError("body.totp_code", detail)])
+
+
+class QrInvalid(DomainError):
+    status, slug, title = 422, "qr-invalid", "QR code invalid"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, errors=[FieldError("body.qr", detail)])

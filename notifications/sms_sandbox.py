@@ -37,11 +37,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from api.sandbox_server import LoopbackSandbox, SandboxServer
 from notifications.phone import InvalidPhoneNumber, normalize_vn_phone
 from notifications.sms import SEND_PATH
 from notifications.text import sms_segments
@@ -72,7 +72,7 @@ def _result(code: str, error_message: str) -> dict[str, object]:
     return {"CodeResult": code, "CountRegenerate": 0, "ErrorMessage": error_message}
 
 
-class SmsSandbox:
+class SmsSandbox(LoopbackSandbox):
     """In-memory eSMS look-alike served from a daemon thread; start/stop it or use it as a context manager."""
 
     def __init__(
@@ -83,53 +83,14 @@ class SmsSandbox:
         secret_key: str = "sandbox-secret",  # noqa: S107 - the sandbox's published demo credential
         brandnames: Iterable[str] = ("LIENTHONG",),
     ) -> None:
-        self._address = (host, port)
+        super().__init__(host, port, _Handler, "SMS sandbox")
         self._credentials = (api_key, secret_key)
         self._brandnames = frozenset(brandnames)
         self._lock = threading.Lock()
         self._messages: list[SandboxSms] = []  # oldest first
         self._accepted_request_ids: set[str] = set()
         self._faults: deque[tuple[FaultMode, float]] = deque()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("SMS sandbox is already running")
-        self._server = _Server(self._address, self)
-        # A short poll interval keeps stop() quick; serving itself is not affected.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sms-sandbox", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening, after in-flight requests (including stalled ones) have been answered."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.server_close()
-        thread.join()
-        self._server = self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("SMS sandbox is not running")
-        return f"http://{self._address[0]}:{self._server.server_port}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def messages(self, phone: str | None = None) -> list[SandboxSms]:
         """Accepted messages, newest first, optionally only those to ``phone`` (any accepted format)."""
@@ -206,17 +167,8 @@ class SmsSandbox:
         return {"CodeResult": "100", "CountRegenerate": 0, "SMSID": sms_id}
 
 
-class _Server(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(), so stop() returns only once every answer is out.
-    daemon_threads = False
-
-    def __init__(self, address: tuple[str, int], sandbox: SmsSandbox) -> None:
-        super().__init__(address, _Handler)
-        self.sandbox = sandbox
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: SandboxServer[SmsSandbox]
     server_version = "SmsSandbox"
 
     def log_message(self, format: str, *args: Any) -> None:

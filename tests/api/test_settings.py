@@ -29,6 +29,10 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "LIENTHONG_DATA_KEY": DATA_KEY,
         "LIENTHONG_OTP_PEPPER": OTP_PEPPER,
         "SMS_GATEWAY_URL": "https://rest.esms.vn",
+        "NATIONAL_RX_URL": "https://api.donthuocquocgia.vn",
+        "NATIONAL_RX_FACILITY_CODE": "79026",
+        "NATIONAL_RX_FACILITY_PASSWORD": "facility-password-from-the-operator",
+        "NATIONAL_RX_APP_KEY": "vendor-app-key-from-the-operator",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v != "<unset>"}
@@ -62,6 +66,12 @@ BAD = [
      "LIENTHONG_JWT_SECRET"),
     ("production-without-database-url", "production", {"DATABASE_URL": "<unset>"}, "DATABASE_URL"),
     ("production-without-sms-gateway", "production", {"SMS_GATEWAY_URL": "<unset>"}, "SMS_GATEWAY_URL"),
+    ("national-rx-url-scheme", "demo", {"NATIONAL_RX_URL": "api.donthuocquocgia.vn"}, "NATIONAL_RX_URL"),
+    ("production-without-national-rx", "production", {"NATIONAL_RX_URL": "<unset>"}, "NATIONAL_RX_URL"),
+    ("production-without-national-rx-password", "production", {"NATIONAL_RX_FACILITY_PASSWORD": "<unset>"},
+     "NATIONAL_RX_FACILITY_PASSWORD"),
+    ("production-without-national-rx-app-key", "production", {"NATIONAL_RX_APP_KEY": "<unset>"},
+     "NATIONAL_RX_APP_KEY"),
 ]
 
 

@@ -99,3 +99,6 @@ async def test_spec_interaction_pair_is_found_from_either_drug(client: Client, d
         matching = [i for i in found if _names(i["other"], other)]
         assert [i["severity"] for i in matching] == [severity], (this["inn"], other["inn"])
         assert matching[0]["source_ref"].startswith(f"spec §8.3 {rule};")
+        # doctors read Vietnamese (CDS-1 findings show these texts)
+        assert matching[0]["effect_vi"] != matching[0]["effect"]
+        assert matching[0]["advice_vi"] != matching[0]["advice"]

@@ -1,0 +1,410 @@
+"""SQL of prescribing: drafts, the facts the rules and the signature need, signing, status changes, views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from api.db import Conn
+from eprescription.schemas import Finding, LineIn, SignedDiagnosis
+
+
+class ConsultationFacts(msgspec.Struct):
+    id: UUID
+    doctor_id: UUID
+    patient_id: UUID
+    status: str
+    call_ended_at: datetime | None
+    facility_id: UUID
+    facility_code: str
+    facility_name: str
+    facility_address: str
+    doctor_name: str
+    doctor_title: str
+    licence_number: str
+    national_rx_code: str | None
+
+
+_CONSULTATION = """
+    SELECT c.id, c.doctor_id, c.patient_id, c.status, c.call_ended_at, d.facility_id, f.code AS facility_code,
+           f.name AS facility_name, f.address AS facility_address, a.full_name AS doctor_name,
+           d.title AS doctor_title, d.licence_number, d.national_rx_code
+    FROM consultations c JOIN doctors d ON d.account_id = c.doctor_id JOIN accounts a ON a.id = d.account_id
+    JOIN facilities f ON f.id = d.facility_id WHERE c.id = $1"""
+
+
+async def consultation(conn: Conn, consultation_id: UUID) -> ConsultationFacts | None:
+    row = await conn.fetchrow(_CONSULTATION, consultation_id)
+    return None if row is None else msgspec.convert(dict(row), ConsultationFacts)
+
+
+class PatientFacts(msgspec.Struct):
+    id: UUID
+    full_name: str
+    date_of_birth: date | None
+    sex: str | None
+    citizen_id: str | None
+    health_insurance_number: str | None
+    address: str
+    phone: str | None
+    weight_kg: float | None
+    allergies: list[str]
+    guardian_name: str | None
+    guardian_phone: str | None
+    guardian_address: str | None
+
+
+async def patient(conn: Conn, patient_id: UUID) -> PatientFacts:
+    row = await conn.fetchrow(
+        """SELECT p.id, p.full_name, p.date_of_birth, p.sex, p.citizen_id, p.health_insurance_number, p.address,
+                  acc.phone, p.weight_kg::float8 AS weight_kg,
+                  ARRAY(SELECT a->>'substance' FROM jsonb_array_elements(p.allergies) a) AS allergies,
+                  g.full_name AS guardian_name, ga.phone AS guardian_phone, g.address AS guardian_address
+           FROM patients p LEFT JOIN accounts acc ON acc.id = p.account_id
+           LEFT JOIN LATERAL (SELECT guardian_id FROM guardianships WHERE dependent_id = p.id
+                              ORDER BY created_at LIMIT 1) gs ON true
+           LEFT JOIN patients g ON g.id = gs.guardian_id LEFT JOIN accounts ga ON ga.id = g.account_id
+           WHERE p.id = $1""", patient_id)
+    assert row is not None, "a consultation's patient exists (foreign key)"
+    return msgspec.convert(dict(row), PatientFacts)
+
+
+class DrugFacts(msgspec.Struct):
+    id: UUID
+    inn: str
+    trade_names: list[str]
+    strength: str
+    dosage_form: str
+    route: str
+    atc_code: str | None
+    registration_number: str | None
+    control_class: str
+    is_medicine: bool
+    active: bool
+
+
+async def drugs(conn: Conn, ids: Sequence[UUID]) -> dict[UUID, DrugFacts]:
+    rows = await conn.fetch(
+        """SELECT id, inn, trade_names, strength, dosage_form, route, atc_code, registration_number, control_class,
+                  is_medicine, active FROM drugs WHERE id = ANY($1::uuid[])""", list(set(ids)))
+    return {row["id"]: msgspec.convert(dict(row), DrugFacts) for row in rows}
+
+
+class DiagnosisRow(msgspec.Struct):
+    code: str
+    name: str
+    telemedicine_tt30: bool
+
+
+async def diagnoses(conn: Conn, codes: Sequence[str]) -> dict[str, DiagnosisRow]:
+    """ICD-10 names and TM-5 eligibility: a code is on the TT 30/2023 list when it or a parent code is (prefix)."""
+    rows = await conn.fetch(
+        """SELECT i.code, i.title_vi AS name,
+                  EXISTS (SELECT FROM icd10_codes t WHERE t.telemedicine_tt30 AND starts_with(i.code, t.code))
+                    AS telemedicine_tt30
+           FROM icd10_codes i WHERE i.code = ANY($1::text[])""", list(codes))
+    return {row["code"]: msgspec.convert(dict(row), DiagnosisRow) for row in rows}
+
+
+async def record_diagnoses(conn: Conn, consultation_id: UUID) -> list[SignedDiagnosis]:
+    """The consultation record's diagnoses, principal first: a new draft's default (VN-1.6)."""
+    rows = await conn.fetch(
+        """SELECT d.code, i.title_vi AS name FROM consultation_diagnoses d JOIN icd10_codes i ON i.code = d.code
+           WHERE d.consultation_id = $1 ORDER BY d.is_principal DESC, d.position""", consultation_id)
+    return [SignedDiagnosis(code=r["code"], name=r["name"], conclusion="") for r in rows]
+
+
+async def open_c_code(conn: Conn, consultation_id: UUID, replacing: UUID | None) -> str | None:
+    """VN-1.10: the code of another open normal prescription of this consultation (the replaced one aside)."""
+    code: str | None = await conn.fetchval(
+        """SELECT code FROM prescriptions WHERE consultation_id = $1 AND rx_type = 'c'
+             AND status IN ('issued', 'with_dispenser', 'partially_dispensed', 'pending_cancellation')
+             AND id IS DISTINCT FROM $2 LIMIT 1""", consultation_id, replacing)
+    return code
+
+
+class DraftRow(msgspec.Struct):
+    id: UUID
+    consultation_id: UUID
+    patient_id: UUID
+    doctor_id: UUID
+    facility_id: UUID
+    status: str
+    rx_type: str | None
+    code: str | None
+    diagnoses: list[SignedDiagnosis]
+    advice: str
+    note: str
+    follow_up_days: int | None
+    weight_kg: float | None
+    pregnancy_status: str
+    long_term: bool
+    replaces_id: UUID | None
+    valid_until: datetime | None
+    signing_key_id: UUID | None
+    signed_content: bytes | None
+    signature: bytes | None
+
+
+class LineRow(msgspec.Struct):
+    position: int
+    drug_id: UUID
+    drug_name: str
+    strength: str
+    dosage_form: str
+    route: str
+    dose_per_time: float
+    dose_unit: str
+    times_per_day: int
+    days: int
+    quantity: int
+    quantity_unit: str
+    usage: str
+    dispensed_quantity: int
+
+
+_DRAFT_COLUMNS = """id, consultation_id, patient_id, doctor_id, facility_id, status, rx_type, code, diagnoses, advice,
+    note, follow_up_days, weight_kg::float8 AS weight_kg, pregnancy_status, long_term, replaces_id, valid_until,
+    signing_key_id, signed_content, signature"""
+
+
+def _draft(row: Any) -> DraftRow:
+    return msgspec.convert(dict(row), DraftRow)
+
+
+async def prescription(conn: Conn, rx_id: UUID, *, for_update: bool = False) -> DraftRow | None:
+    sql = f"SELECT {_DRAFT_COLUMNS} FROM prescriptions WHERE id = $1"  # noqa: S608 - constant column list
+    row = await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), rx_id)
+    return None if row is None else _draft(row)
+
+
+async def lines(conn: Conn, rx_id: UUID) -> list[LineRow]:
+    rows = await conn.fetch(
+        """SELECT position, drug_id, drug_name, strength, dosage_form, route, dose_per_time::float8 AS dose_per_time,
+                  dose_unit, times_per_day, days, quantity, quantity_unit, usage, dispensed_quantity
+           FROM prescription_lines WHERE prescription_id = $1 ORDER BY position""", rx_id)
+    return [msgspec.convert(dict(r), LineRow) for r in rows]
+
+
+async def insert_draft(conn: Conn, c: ConsultationFacts, *, diagnoses: Sequence[SignedDiagnosis], advice: str,
+                       note: str, follow_up_days: int | None, weight_kg: float | None, pregnancy_status: str,
+                       long_term: bool, replaces_id: UUID | None = None) -> UUID:
+    rx_id: UUID = await conn.fetchval(
+        """INSERT INTO prescriptions (consultation_id, patient_id, doctor_id, facility_id, diagnoses, advice, note,
+                                      follow_up_days, weight_kg, pregnancy_status, long_term, replaces_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id""",
+        c.id, c.patient_id, c.doctor_id, c.facility_id, list(diagnoses), advice, note,
+        follow_up_days, weight_kg, pregnancy_status, long_term, replaces_id)
+    return rx_id
+
+
+async def update_draft(conn: Conn, rx_id: UUID, changes: dict[str, Any]) -> None:
+    allowed = ("diagnoses", "advice", "note", "follow_up_days", "weight_kg", "pregnancy_status", "long_term")
+    columns = [c for c in allowed if c in changes]
+    if not columns:
+        return
+    values = [changes[c] for c in columns]
+    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, 2))
+    await conn.execute(f"UPDATE prescriptions SET {assignments}, updated_at = now() WHERE id = $1",  # noqa: S608
+                       rx_id, *values)
+
+
+async def replace_lines(conn: Conn, rx_id: UUID, new_lines: Sequence[LineIn], found: dict[UUID, DrugFacts]) -> None:
+    """The draft's lines become ``new_lines``; names are copied from the catalogue (VN-1.7: INN, or INN (trade))."""
+    await conn.execute("DELETE FROM prescription_lines WHERE prescription_id = $1", rx_id)
+    await conn.executemany(
+        """INSERT INTO prescription_lines (prescription_id, position, drug_id, drug_name, strength, dosage_form,
+                                           dose_per_time, dose_unit, times_per_day, days, quantity, quantity_unit,
+                                           route, usage)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        [(rx_id, position, line.drug_id, found[line.drug_id].inn, found[line.drug_id].strength,
+          found[line.drug_id].dosage_form, line.dose_per_time, line.dose_unit, line.times_per_day, line.days,
+          line.quantity, line.quantity_unit, found[line.drug_id].route, line.usage)
+         for position, line in enumerate(new_lines, start=1)])
+
+
+async def delete_draft(conn: Conn, rx_id: UUID) -> None:
+    await conn.execute("DELETE FROM prescriptions WHERE id = $1 AND status = 'draft'", rx_id)
+
+
+class KeyRow(msgspec.Struct):
+    id: UUID
+    private_key_enc: bytes
+
+
+async def current_key(conn: Conn, doctor_id: UUID) -> KeyRow | None:
+    row = await conn.fetchrow(
+        "SELECT id, private_key_enc FROM doctor_signing_keys WHERE doctor_id = $1 AND retired_at IS NULL", doctor_id)
+    return None if row is None else msgspec.convert(dict(row), KeyRow)
+
+
+async def insert_key(conn: Conn, key_id: UUID, doctor_id: UUID, public_key: bytes, sealed: bytes) -> bool:
+    """False when another transaction created the doctor's current key first (the partial unique index)."""
+    inserted = await conn.fetchval(
+        """INSERT INTO doctor_signing_keys (id, doctor_id, public_key, private_key_enc) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (doctor_id) WHERE retired_at IS NULL DO NOTHING RETURNING id""",
+        key_id, doctor_id, public_key, sealed)
+    return inserted is not None
+
+
+async def public_key(conn: Conn, key_id: UUID) -> bytes | None:
+    key: bytes | None = await conn.fetchval("SELECT public_key FROM doctor_signing_keys WHERE id = $1", key_id)
+    return key
+
+
+class TotpRow(msgspec.Struct):
+    totp_secret_enc: bytes | None
+    totp_last_step: int
+    locked: bool
+
+
+async def totp_for_update(conn: Conn, account_id: UUID) -> TotpRow:
+    row = await conn.fetchrow(
+        """SELECT totp_secret_enc, totp_last_step, coalesce(locked_until > now(), false) AS locked
+           FROM accounts WHERE id = $1 FOR UPDATE""", account_id)
+    assert row is not None, "the caller's own account exists"
+    return msgspec.convert(dict(row), TotpRow)
+
+
+async def issue(conn: Conn, rx_id: UUID, *, code: str, rx_type: str, findings: Sequence[Finding],
+                signed_content: bytes, signature: bytes, key_id: UUID, issued_at: datetime,
+                valid_until: datetime) -> None:
+    await conn.execute(
+        """UPDATE prescriptions SET status = 'issued', code = $2, rx_type = $3, findings = $4,
+                  signed_content = $5, signature = $6, signing_key_id = $7, issued_at = $8, valid_until = $9,
+                  updated_at = now()
+           WHERE id = $1 AND status = 'draft'""",
+        rx_id, code, rx_type, list(findings), signed_content, signature, key_id,
+        issued_at, valid_until)
+
+
+async def code_taken(conn: Conn, code: str) -> bool:
+    taken: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM prescriptions WHERE left(code, 12) = left($1, 12))", code)
+    return taken
+
+
+async def set_status(conn: Conn, rx_id: UUID, status: str, expected: Sequence[str], **fields: Any) -> bool:
+    """Guarded transition: only from one of ``expected`` (spec PH-10's "WHERE status = <expected>")."""
+    extra = "".join(f", {name} = ${i}" for i, name in enumerate(fields, 4))
+    done = await conn.fetchval(
+        f"""UPDATE prescriptions SET status = $2, updated_at = now(){extra}
+            WHERE id = $1 AND status = ANY($3::text[]) RETURNING true""",  # noqa: S608 - names are ours
+        rx_id, status, list(expected), *fields.values())
+    return bool(done)
+
+
+async def expire_due(conn: Conn) -> list[UUID]:
+    rows = await conn.fetch(
+        """UPDATE prescriptions SET status = 'expired', updated_at = now()
+           WHERE status IN ('issued', 'with_dispenser', 'partially_dispensed') AND valid_until < now()
+           RETURNING id""")
+    return [r["id"] for r in rows]
+
+
+_VIEW = """
+    SELECT p.id, p.code, CASE WHEN p.status IN ('issued', 'with_dispenser', 'partially_dispensed')
+                               AND p.valid_until < now() THEN 'expired' ELSE p.status END AS status,
+           p.rx_type, p.consultation_id, p.patient_id, pt.full_name AS patient_name, p.doctor_id,
+           da.full_name AS doctor_name, f.code AS facility_code, p.diagnoses, p.advice, p.note, p.follow_up_days,
+           p.weight_kg::float8 AS weight_kg, p.pregnancy_status, p.long_term, p.replaces_id,
+           (SELECT n.id FROM prescriptions n WHERE n.replaces_id = p.id) AS replaced_by_id, p.findings,
+           p.issued_at, p.valid_until, p.cancel_reason, p.cancelled_at, p.created_at, p.updated_at,
+           coalesce((SELECT json_agg(json_build_object(
+               'position', l.position, 'drug_id', l.drug_id, 'drug_name', l.drug_name, 'strength', l.strength,
+               'dosage_form', l.dosage_form, 'route', l.route, 'control_class', d.control_class,
+               'dose_per_time', l.dose_per_time::float8, 'dose_unit', l.dose_unit,
+               'times_per_day', l.times_per_day, 'days', l.days, 'quantity', l.quantity,
+               'quantity_unit', l.quantity_unit, 'usage', l.usage, 'dispensed_quantity', l.dispensed_quantity,
+               'remaining_quantity', l.quantity - l.dispensed_quantity, 'instructions', '') ORDER BY l.position)
+             FROM prescription_lines l JOIN drugs d ON d.id = l.drug_id WHERE l.prescription_id = p.id), '[]')
+             AS lines,
+           o.status AS national_status, o.attempts AS national_attempts, o.sent_at AS national_sent_at,
+           o.rejection AS national_rejection, o.last_error AS national_last_error
+    FROM prescriptions p JOIN patients pt ON pt.id = p.patient_id JOIN accounts da ON da.id = p.doctor_id
+    JOIN facilities f ON f.id = p.facility_id LEFT JOIN national_rx_outbox o ON o.prescription_id = p.id
+    WHERE p.id = $1"""
+
+
+async def view(conn: Conn, rx_id: UUID) -> dict[str, Any] | None:
+    """The prescription as the API shows it, in one round trip; the service finishes the shape."""
+    row = await conn.fetchrow(_VIEW, rx_id)
+    if row is None:
+        return None
+    values = dict(row)
+    values["lines"] = msgspec.json.decode(values["lines"])  # json_agg gives json, which is text to asyncpg
+    return values
+
+
+_SUMMARY = """
+    SELECT p.id, p.code, CASE WHEN p.status IN ('issued', 'with_dispenser', 'partially_dispensed')
+                               AND p.valid_until < now() THEN 'expired' ELSE p.status END AS status,
+           p.rx_type, p.patient_id, pt.full_name AS patient_name, da.full_name AS doctor_name, p.issued_at,
+           p.valid_until,
+           (SELECT count(*) FROM prescription_lines l WHERE l.prescription_id = p.id)::int AS lines,
+           (SELECT count(*) FROM prescription_lines l WHERE l.prescription_id = p.id
+              AND l.dispensed_quantity < l.quantity)::int AS remaining_lines
+    FROM prescriptions p JOIN patients pt ON pt.id = p.patient_id JOIN accounts da ON da.id = p.doctor_id"""
+
+
+async def for_patients(conn: Conn, patient_ids: Sequence[UUID], limit: int) -> list[dict[str, Any]]:
+    """Signed prescriptions of these patients, newest first (a patient never sees the doctor's drafts)."""
+    rows = await conn.fetch(
+        _SUMMARY + """ WHERE p.patient_id = ANY($1::uuid[]) AND p.status <> 'draft'
+                       ORDER BY p.issued_at DESC LIMIT $2""", list(patient_ids), limit)
+    return [dict(r) for r in rows]
+
+
+async def for_doctor(conn: Conn, doctor_id: UUID, consultation_id: UUID | None, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        _SUMMARY + """ WHERE p.doctor_id = $1 AND ($2::uuid IS NULL OR p.consultation_id = $2)
+                       ORDER BY p.created_at DESC LIMIT $3""", doctor_id, consultation_id, limit)
+    return [dict(r) for r in rows]
+
+
+async def dependents(conn: Conn, guardian_patient_id: UUID) -> list[UUID]:
+    rows = await conn.fetch("SELECT dependent_id FROM guardianships WHERE guardian_id = $1", guardian_patient_id)
+    return [r["dependent_id"] for r in rows]
+
+
+async def is_guardian(conn: Conn, guardian_patient_id: UUID, dependent_id: UUID) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM guardianships WHERE guardian_id = $1 AND dependent_id = $2)",
+        guardian_patient_id, dependent_id)
+    return found
+
+
+class SignatureRow(msgspec.Struct):
+    id: UUID
+    code: str
+    signing_key_id: UUID
+    signed_content: bytes
+    signature: bytes
+    public_key: bytes
+
+
+async def signature(conn: Conn, rx_id: UUID) -> SignatureRow | None:
+    row = await conn.fetchrow(
+        """SELECT p.id, p.code, p.signing_key_id, p.signed_content, p.signature, k.public_key
+           FROM prescriptions p JOIN doctor_signing_keys k ON k.id = p.signing_key_id WHERE p.id = $1""", rx_id)
+    return None if row is None else msgspec.convert(dict(row), SignatureRow)
+
+
+async def by_code(conn: Conn, code: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT id FROM prescriptions WHERE code = $1", code)
+    return found
+
+
+async def signing_keys(conn: Conn, doctor_id: UUID | None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT k.id, k.doctor_id, a.full_name AS doctor_name, d.licence_number, k.algorithm, k.public_key,
+                  k.created_at, k.retired_at
+           FROM doctor_signing_keys k JOIN doctors d ON d.account_id = k.doctor_id
+           JOIN accounts a ON a.id = d.account_id
+           WHERE ($1::uuid IS NULL OR k.doctor_id = $1)
+           ORDER BY k.created_at""", doctor_id)
+    return [dict(r) for r in rows]

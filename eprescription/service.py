@@ -1,0 +1,629 @@
+"""Prescribing: drafts, the hard rules and clinical checks, the signing ceremony, amend/cancel/expiry, and reads.
+
+Who may do what (object level; the routes guard roles):
+* only the treating doctor of a consultation that is ``in_call``, or ``completed`` within
+  LIENTHONG_PRESCRIBE_WINDOW_HOURS, writes, signs, amends or cancels its prescriptions;
+* a patient reads their own signed prescriptions and their children's; the author doctor and admins read any of the
+  doctor's; nobody else learns that a prescription exists. Every read of a prescription is audited.
+
+Every consultation on this platform is remote, so the telemedicine rules (TM-4, TM-5) always apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import asyncpg
+import msgspec
+
+from api import audit
+from api.audit import AuditContext
+from api.auth import totp
+from api.auth.principal import Principal
+from api.auth.secrets_box import unseal
+from api.db import Conn
+from api.settings import Settings
+from eprescription import checks, db, national_sync, rules, signing
+from eprescription.codes import new_code
+from eprescription.errors import (
+    OverrideRequired,
+    PrescribingNotAllowed,
+    PrescriptionExpired,
+    PrescriptionNotFound,
+    PrescriptionRuleViolated,
+    PrescriptionStateConflict,
+    QrInvalid,
+    SigningCodeRejected,
+)
+from eprescription.schemas import (
+    CancelIn,
+    DraftIn,
+    DraftPatch,
+    Finding,
+    FindingsReport,
+    Guardian,
+    Line,
+    LineIn,
+    NationalSync,
+    Prescription,
+    PrescriptionSummary,
+    QrCheck,
+    RuleProblem,
+    SignatureDocument,
+    SignedContent,
+    SignedDiagnosis,
+    SignedDoctor,
+    SignedFacility,
+    SignedLine,
+    SignedPatient,
+    SignIn,
+    SigningKey,
+)
+
+OPEN = ("issued", "with_dispenser", "partially_dispensed")
+_CODE_ATTEMPTS = 5
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------------------------- access
+
+async def _prescribable(conn: Conn, settings: Settings, principal: Principal, consultation_id: UUID
+                        ) -> db.ConsultationFacts:
+    c = await db.consultation(conn, consultation_id)
+    if c is None or c.doctor_id != principal.account_id:
+        raise PrescribingNotAllowed("Only the treating doctor of this consultation may prescribe for it.")
+    if c.status == "in_call":
+        return c
+    window = timedelta(hours=settings.prescribe_window_hours)
+    if c.status == "completed" and c.call_ended_at is not None and _now() <= c.call_ended_at + window:
+        return c
+    raise PrescribingNotAllowed(
+        f"Prescriptions are written during the call or within {settings.prescribe_window_hours} h after it ends; "
+        f"this consultation is {c.status}.")
+
+
+async def _own_draft(conn: Conn, principal: Principal, rx_id: UUID) -> db.DraftRow:
+    rx = await db.prescription(conn, rx_id, for_update=True)
+    if rx is None or rx.doctor_id != principal.account_id:
+        raise PrescriptionNotFound("No such prescription, or it is not yours.")
+    return rx
+
+
+async def _readable(conn: Conn, principal: Principal, rx_id: UUID) -> db.DraftRow:
+    rx = await db.prescription(conn, rx_id)
+    if rx is not None and await _may_read(conn, principal, rx):
+        return rx
+    # one answer for "does not exist" and "not yours", so ids cannot be probed
+    raise PrescriptionNotFound("No such prescription, or you may not see it.")
+
+
+async def _may_read(conn: Conn, principal: Principal, rx: db.DraftRow) -> bool:
+    if principal.role == "admin":
+        return True
+    if principal.role == "doctor":
+        return rx.doctor_id == principal.account_id
+    if principal.role == "patient" and principal.patient_id is not None and rx.status != "draft":
+        return rx.patient_id == principal.patient_id or await db.is_guardian(conn, principal.patient_id,
+                                                                                 rx.patient_id)
+    return False
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+class _Evaluation(msgspec.Struct):
+    problems: list[RuleProblem]
+    findings: list[Finding]
+    patient: db.PatientFacts
+    drugs: dict[UUID, db.DrugFacts]
+    diagnoses: list[SignedDiagnosis]
+    weight_kg: float | None
+    age_months: int | None
+
+
+async def _evaluate(conn: Conn, settings: Settings, c: db.ConsultationFacts, lines: Sequence[LineIn],
+                    diagnoses: Sequence[SignedDiagnosis], *, weight_kg: float | None, pregnancy_status: str,
+                    long_term: bool, replaces_id: UUID | None) -> _Evaluation:
+    """Hard rules (VN-x, TM-x) and clinical checks (CDS-1..5) of draft content, without writing anything."""
+    patient = await db.patient(conn, c.patient_id)
+    found = await db.drugs(conn, [line.drug_id for line in lines])
+    problems = [RuleProblem("catalogue", f"lines[{i}].drug_id", "Không có thuốc này trong danh mục. Unknown drug.")
+                for i, line in enumerate(lines) if line.drug_id not in found]
+    known = [(i, line) for i, line in enumerate(lines) if line.drug_id in found]
+    icd = await db.diagnoses(conn, [d.code for d in diagnoses])
+    named = [SignedDiagnosis(code=d.code, name=icd[d.code].name if d.code in icd else d.name,
+                             conclusion=d.conclusion) for d in diagnoses]
+    today = _now().astimezone(rules.VN).date()
+    age = rules.age_in_months(patient.date_of_birth, today) if patient.date_of_birth else None
+    weight = weight_kg if weight_kg is not None else patient.weight_kg
+    facts = rules.DraftFacts(
+        telemedicine=True, controlled_drugs_allowed=settings.telemedicine_controlled_drugs, age_months=age,
+        date_of_birth=patient.date_of_birth, weight_kg=weight,
+        address=patient.address or patient.guardian_address or "", has_guardian=patient.guardian_name is not None,
+        long_term=long_term,
+        diagnoses=[rules.DiagnosisFacts(code=d.code, known=d.code in icd,
+                                        telemedicine_tt30=d.code in icd and icd[d.code].telemedicine_tt30)
+                   for d in diagnoses],
+        lines=[rules.LineFacts(
+            position=i + 1, drug_id=str(line.drug_id), drug_name=found[line.drug_id].inn,
+            control_class=found[line.drug_id].control_class, is_medicine=found[line.drug_id].is_medicine,
+            active=found[line.drug_id].active, dose_per_time=line.dose_per_time, dose_unit=line.dose_unit,
+            times_per_day=line.times_per_day, days=line.days, quantity=line.quantity,
+            quantity_unit=line.quantity_unit) for i, line in known],
+        open_c_prescription_code=await db.open_c_code(conn, c.id, replaces_id),
+    )
+    problems += rules.problems(facts)
+    findings = await checks.clinical_findings(
+        conn,
+        checks.PatientFacts(patient_id=patient.id, age_months=age, sex=patient.sex, weight_kg=weight,
+                            allergies=patient.allergies, pregnancy_status=pregnancy_status),
+        [checks.CheckLine(position=i + 1, drug_id=line.drug_id, dose_per_time=line.dose_per_time,
+                          dose_unit=line.dose_unit, times_per_day=line.times_per_day, days=line.days)
+         for i, line in known],
+        exclude_prescription_ids=[replaces_id] if replaces_id else [],
+    )
+    return _Evaluation(problems=problems, findings=findings, patient=patient, drugs=found, diagnoses=named,
+                       weight_kg=weight, age_months=age)
+
+
+def _report(evaluation: _Evaluation) -> FindingsReport:
+    return FindingsReport(findings=evaluation.findings, blocking=sum(f.blocks_signing for f in evaluation.findings),
+                          problems=evaluation.problems)
+
+
+def _line_in(row: db.LineRow) -> LineIn:
+    return LineIn(drug_id=row.drug_id, dose_per_time=row.dose_per_time, dose_unit=row.dose_unit,  # type: ignore[arg-type]
+                  times_per_day=row.times_per_day, days=row.days, quantity=row.quantity,
+                  quantity_unit=row.quantity_unit, usage=row.usage)  # type: ignore[arg-type]
+
+
+async def dry_run(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: DraftIn) -> FindingsReport:
+    """What signing this content would say, computed as the doctor types; nothing is stored or audited."""
+    async with pool.acquire() as conn:
+        c = await _prescribable(conn, settings, principal, data.consultation_id)
+        diagnoses = await _diagnoses_in(conn, c.id, data.diagnoses)
+        evaluation = await _evaluate(conn, settings, c, data.lines, diagnoses, weight_kg=data.weight_kg,
+                                     pregnancy_status=data.pregnancy_status, long_term=data.long_term,
+                                     replaces_id=None)
+    return _report(evaluation)
+
+
+async def draft_checks(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID) -> FindingsReport:
+    async with pool.acquire() as conn:
+        rx = await db.prescription(conn, rx_id)
+        if rx is None or rx.doctor_id != principal.account_id:
+            raise PrescriptionNotFound("No such prescription, or it is not yours.")
+        if rx.status != "draft":
+            raise PrescriptionStateConflict("Only a draft is checked; a signed prescription keeps its findings.")
+        c = await _prescribable(conn, settings, principal, rx.consultation_id)
+        lines = [_line_in(row) for row in await db.lines(conn, rx_id)]
+        evaluation = await _evaluate(conn, settings, c, lines, rx.diagnoses, weight_kg=rx.weight_kg,
+                                     pregnancy_status=rx.pregnancy_status, long_term=rx.long_term,
+                                     replaces_id=rx.replaces_id)
+    return _report(evaluation)
+
+
+async def _diagnoses_in(conn: Conn, consultation_id: UUID, given: Sequence[Any] | None) -> list[SignedDiagnosis]:
+    if given is None:
+        return await db.record_diagnoses(conn, consultation_id)
+    names = await db.diagnoses(conn, [d.code for d in given])
+    return [SignedDiagnosis(code=d.code, name=names[d.code].name if d.code in names else "", conclusion=d.conclusion)
+            for d in given]
+
+
+# ------------------------------------------------------------------------------------------- drafts
+
+async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: DraftIn,
+                       ctx: AuditContext) -> Prescription:
+    async with pool.acquire() as conn, conn.transaction():
+        c = await _prescribable(conn, settings, principal, data.consultation_id)
+        diagnoses = await _diagnoses_in(conn, c.id, data.diagnoses)
+        found = await _known_drugs(conn, data.lines)
+        rx_id = await db.insert_draft(conn, c, diagnoses=diagnoses, advice=data.advice, note=data.note,
+                                      follow_up_days=data.follow_up_days, weight_kg=data.weight_kg,
+                                      pregnancy_status=data.pregnancy_status, long_term=data.long_term)
+        await db.replace_lines(conn, rx_id, data.lines, found)
+        await audit.record(conn, ctx, "prescription.draft_created", target_type="prescription", target_id=rx_id,
+                           subject_patient_id=c.patient_id)
+        return await _present(conn, rx_id)
+
+
+async def _known_drugs(conn: Conn, lines: Sequence[LineIn]) -> dict[UUID, db.DrugFacts]:
+    from api.errors import FieldError, InvalidInput  # noqa: PLC0415 - error types of the API edge
+
+    found = await db.drugs(conn, [line.drug_id for line in lines])
+    missing = [FieldError(f"body.lines[{i}].drug_id", "No such drug in the catalogue.")
+               for i, line in enumerate(lines) if line.drug_id not in found]
+    if missing:
+        error = InvalidInput(missing[0].path, missing[0].message)
+        error.errors = missing
+        raise error
+    return found
+
+
+async def update_draft(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID, patch: DraftPatch,
+                       ctx: AuditContext) -> Prescription:
+    async with pool.acquire() as conn, conn.transaction():
+        rx = await _own_draft(conn, principal, rx_id)
+        if rx.status != "draft":
+            raise PrescriptionStateConflict("A signed prescription cannot change; amend it instead (VN-1.15).")
+        await _prescribable(conn, settings, principal, rx.consultation_id)
+        changes = {name: value for name, value in msgspec.structs.asdict(patch).items()
+                   if value is not msgspec.UNSET and name != "lines"}
+        if "diagnoses" in changes:
+            changes["diagnoses"] = await _diagnoses_in(conn, rx.consultation_id, patch.diagnoses)  # type: ignore[arg-type]
+        await db.update_draft(conn, rx_id, changes)
+        if not isinstance(patch.lines, msgspec.UnsetType):
+            await db.replace_lines(conn, rx_id, patch.lines, await _known_drugs(conn, patch.lines))
+        await audit.record(conn, ctx, "prescription.draft_updated", target_type="prescription", target_id=rx_id,
+                           subject_patient_id=rx.patient_id, details={"fields": sorted(changes) + (
+                               [] if isinstance(patch.lines, msgspec.UnsetType) else ["lines"])})
+        return await _present(conn, rx_id)
+
+
+async def discard_draft(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, ctx: AuditContext) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        rx = await _own_draft(conn, principal, rx_id)
+        if rx.status != "draft":
+            raise PrescriptionStateConflict("A signed prescription is kept; cancel it instead.")
+        await db.delete_draft(conn, rx_id)
+        await audit.record(conn, ctx, "prescription.draft_discarded", target_type="prescription", target_id=rx_id,
+                           subject_patient_id=rx.patient_id)
+
+
+# ------------------------------------------------------------------------------------------- signing
+
+async def sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID, data: SignIn,
+               ctx: AuditContext) -> Prescription:
+    """The signing ceremony (spec US-3 pattern): re-check everything, prove presence with a fresh TOTP code, sign
+    the canonical content with the doctor's key, queue it for the national system, all in one transaction."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            rx = await _own_draft(conn, principal, rx_id)  # the row lock: a second sign of the draft waits here
+            if rx.status != "draft":
+                raise PrescriptionStateConflict(f"This prescription is already {rx.status} ({rx.code}).")
+            c = await _prescribable(conn, settings, principal, rx.consultation_id)
+            line_rows = await db.lines(conn, rx_id)
+            evaluation = await _evaluate(conn, settings, c, [_line_in(r) for r in line_rows], rx.diagnoses,
+                                         weight_kg=rx.weight_kg, pregnancy_status=rx.pregnancy_status,
+                                         long_term=rx.long_term, replaces_id=rx.replaces_id)
+            if evaluation.problems:
+                raise PrescriptionRuleViolated(evaluation.problems)
+            findings = _apply_overrides(evaluation.findings, data)
+            step = await _verify_signing_code(conn, settings, principal, data.totp_code)
+            if step is not None:
+                content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings)
+                await conn.execute("UPDATE accounts SET totp_last_step = greatest(totp_last_step, $2) WHERE id = $1",
+                                   principal.account_id, step)
+                await audit.record(conn, ctx, "prescription.signed", target_type="prescription", target_id=rx_id,
+                                   subject_patient_id=rx.patient_id, details={
+                                       "code": content.code, "findings": len(findings),
+                                       "overridden": [f.key for f in findings if f.override_reason]})
+            else:
+                await audit.record(conn, ctx, "prescription.sign_code_rejected", target_type="prescription",
+                                   target_id=rx_id, subject_patient_id=rx.patient_id)
+        if step is None:  # raised after commit so the failed attempt (and a lockout) is kept
+            raise SigningCodeRejected("The authenticator code is wrong or was already used; nothing was signed. "
+                                      "Wait for the next code and try again.")
+        return await _present(conn, rx_id)
+
+
+def _apply_overrides(findings: Sequence[Finding], data: SignIn) -> list[Finding]:
+    reasons = {o.key: o.reason for o in data.overrides}
+    applied = [msgspec.structs.replace(f, override_reason=reasons.get(f.key)) for f in findings]
+    missing = [f for f in applied if f.blocks_signing and not f.override_reason]
+    if missing:
+        raise OverrideRequired(missing)
+    return applied
+
+
+async def _verify_signing_code(conn: Conn, settings: Settings, principal: Principal, code: str) -> int | None:
+    """The TOTP step of ``code``, or None; failures count towards the account lockout like failed sign-ins."""
+    account = await db.totp_for_update(conn, principal.account_id)
+    if account.locked or account.totp_secret_enc is None:
+        return None
+    secret = unseal(settings.data_key, account.totp_secret_enc, principal.account_id.bytes).decode()
+    step = totp.matching_step(secret, code, account.totp_last_step)
+    if step is None:
+        await conn.execute(
+            """UPDATE accounts SET failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
+                      locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3)
+                                     ELSE locked_until END
+               WHERE id = $1""", principal.account_id, settings.staff_max_failed_logins, settings.staff_lockout_s)
+    return step
+
+
+async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID) -> db.KeyRow:
+    key = await db.current_key(conn, doctor_id)
+    if key is None:
+        key_id = uuid4()
+        public, sealed = signing.new_key_pair(settings.data_key, key_id)
+        if not await db.insert_key(conn, key_id, doctor_id, public, sealed):
+            key = await db.current_key(conn, doctor_id)  # another signature of this doctor created it first
+        else:
+            key = db.KeyRow(id=key_id, private_key_enc=sealed)
+    assert key is not None
+    return key
+
+
+async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db.DraftRow,
+                 line_rows: Sequence[db.LineRow], evaluation: _Evaluation, findings: Sequence[Finding]
+                 ) -> SignedContent:
+    classes = {evaluation.drugs[r.drug_id].control_class for r in line_rows}
+    rx_type: Literal["c", "n", "h"] = "n" if "narcotic" in classes else (
+        "h" if classes & {"psychotropic", "precursor"} else "c")
+    replaces_code = None
+    if rx.replaces_id is not None:
+        # VN-1.15: the replaced prescription stops being dispensable in the same transaction the new one is issued
+        old = await db.prescription(conn, rx.replaces_id, for_update=True)
+        assert old is not None
+        if old.status != "issued" or (old.valid_until is not None and old.valid_until < _now()):
+            raise PrescriptionStateConflict(
+                f"The prescription being replaced ({old.code}) is now {old.status}; it can no longer be amended.")
+        await db.set_status(conn, old.id, "superseded", ["issued"])
+        replaces_code = old.code
+    key = await _signing_key(conn, settings, c.doctor_id)
+    issued_at = _now().replace(microsecond=0)
+    patient = evaluation.patient
+    guardian = None
+    if evaluation.age_months is not None and evaluation.age_months < rules.CHILD_MONTHS and patient.guardian_name:
+        guardian = Guardian(full_name=patient.guardian_name, phone=patient.guardian_phone,
+                            address=patient.guardian_address or "")
+    for _ in range(_CODE_ATTEMPTS):
+        code = str(new_code(c.facility_code, rx_type))
+        if await db.code_taken(conn, code):
+            continue  # VN-3.5: retry on a collision; the unique index still guards concurrent issuers
+        content = SignedContent(
+            prescription_id=rx.id, code=code, rx_type=rx_type, issued_at=issued_at,
+            valid_until=rules.valid_until(issued_at), consultation_id=c.id, telemedicine=True,
+            facility=SignedFacility(id=c.facility_id, code=c.facility_code, name=c.facility_name,
+                                    address=c.facility_address),
+            doctor=SignedDoctor(id=c.doctor_id, full_name=c.doctor_name, title=c.doctor_title,
+                                licence_number=c.licence_number, national_rx_code=c.national_rx_code),
+            patient=SignedPatient(
+                id=patient.id, full_name=patient.full_name, date_of_birth=patient.date_of_birth,
+                sex=patient.sex,  # type: ignore[arg-type]
+                citizen_id=patient.citizen_id, health_insurance_number=patient.health_insurance_number,
+                address=patient.address or patient.guardian_address or "",
+                phone=patient.phone or patient.guardian_phone,
+                age_months=evaluation.age_months if guardian or (
+                    evaluation.age_months is not None and evaluation.age_months < rules.CHILD_MONTHS) else None,
+                weight_kg=evaluation.weight_kg, guardian=guardian),
+            diagnoses=evaluation.diagnoses,
+            lines=[SignedLine(
+                position=r.position, drug_id=r.drug_id, drug_name=_drug_name(evaluation.drugs[r.drug_id]),
+                strength=r.strength, dosage_form=r.dosage_form, route=r.route,
+                atc_code=evaluation.drugs[r.drug_id].atc_code,
+                registration_number=evaluation.drugs[r.drug_id].registration_number,
+                control_class=evaluation.drugs[r.drug_id].control_class, dose_per_time=r.dose_per_time,
+                dose_unit=r.dose_unit, times_per_day=r.times_per_day, days=r.days, quantity=r.quantity,
+                quantity_unit=r.quantity_unit, usage=r.usage) for r in line_rows],
+            advice=rx.advice, note=rx.note, follow_up_days=rx.follow_up_days, long_term=rx.long_term,
+            replaces_code=replaces_code, signing_key_id=key.id)
+        canonical = content.canonical()
+        signature = signing.sign(settings.data_key, key.id, key.private_key_enc, canonical)
+        try:
+            async with conn.transaction():
+                await db.issue(conn, rx.id, code=code, rx_type=rx_type, findings=findings, signed_content=canonical,
+                               signature=signature, key_id=key.id, issued_at=issued_at,
+                               valid_until=content.valid_until)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "prescriptions_one_open_c":
+                raise PrescriptionRuleViolated([RuleProblem(
+                    "VN-1.10", "consultation_id", "Lần khám này đã có một đơn thuốc thường đang hiệu lực. This "
+                    "consultation already has an open normal prescription; amend it instead.")]) from None
+            continue  # the code was taken by a concurrent issuer between our check and our write
+        await national_sync.enqueue(conn, content, signature)
+        return content
+    raise PrescriptionStateConflict("Could not allocate a unique prescription code; try again.")
+
+
+def _drug_name(drug: db.DrugFacts) -> str:
+    """VN-1.7: the INN, with the first trade name in brackets when there is one."""
+    return f"{drug.inn} ({drug.trade_names[0]})" if drug.trade_names else drug.inn
+
+
+# ------------------------------------------------------------------------------------------- amend, cancel, expiry
+
+async def amend(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID,
+                ctx: AuditContext) -> Prescription:
+    """VN-1.15: a correction is a new draft that, once signed, supersedes this prescription."""
+    async with pool.acquire() as conn, conn.transaction():
+        old = await _own_draft(conn, principal, rx_id)
+        _require_open_untouched(old, "amended")
+        c = await _prescribable(conn, settings, principal, old.consultation_id)
+        existing = await conn.fetchval("SELECT id FROM prescriptions WHERE replaces_id = $1", rx_id)
+        if existing is not None:
+            raise PrescriptionStateConflict(f"An amendment of this prescription already exists: {existing}.")
+        new_id = await db.insert_draft(conn, c, diagnoses=old.diagnoses, advice=old.advice, note=old.note,
+                                       follow_up_days=old.follow_up_days, weight_kg=old.weight_kg,
+                                       pregnancy_status=old.pregnancy_status, long_term=old.long_term,
+                                       replaces_id=rx_id)
+        rows = await db.lines(conn, rx_id)
+        lines = [_line_in(r) for r in rows]
+        await db.replace_lines(conn, new_id, lines, await db.drugs(conn, [r.drug_id for r in rows]))
+        await audit.record(conn, ctx, "prescription.amendment_started", target_type="prescription",
+                           target_id=new_id, subject_patient_id=old.patient_id, details={"replaces": old.code})
+        return await _present(conn, new_id)
+
+
+def _require_open_untouched(rx: db.DraftRow, action: str) -> None:
+    if rx.status == "draft":
+        raise PrescriptionStateConflict(f"A draft is not {action}; edit or discard it.")
+    if rx.status in OPEN and rx.valid_until is not None and rx.valid_until < _now():
+        raise PrescriptionExpired(f"Prescription {rx.code} expired (VN-2.1); write a new one instead.")
+    if rx.status != "issued":
+        raise PrescriptionStateConflict(f"Prescription {rx.code} is {rx.status}; it can no longer be {action}.")
+
+
+async def cancel(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, data: CancelIn,
+                 ctx: AuditContext) -> Prescription:
+    """Spec §7.3 / NHS-6: cancelled at once while no pharmacy holds it; otherwise pending_cancellation until the
+    pharmacy returns it (pharmacy_link completes the cancellation). No QĐ 808 call exists for this (API-R5, U-7)."""
+    async with pool.acquire() as conn, conn.transaction():
+        rx = await _own_draft(conn, principal, rx_id)
+        if rx.status == "draft":
+            raise PrescriptionStateConflict("A draft is not cancelled; discard it.")
+        if rx.status in OPEN and rx.valid_until is not None and rx.valid_until < _now():
+            raise PrescriptionExpired(f"Prescription {rx.code} already expired (VN-2.1).")
+        now = _now()
+        if rx.status == "issued":
+            await db.set_status(conn, rx_id, "cancelled", ["issued"], cancelled_at=now,
+                                cancelled_by=principal.account_id, cancel_reason=data.reason, cancel_note=data.note)
+            action = "prescription.cancelled"
+        elif rx.status in ("with_dispenser", "partially_dispensed"):
+            await db.set_status(conn, rx_id, "pending_cancellation", ["with_dispenser", "partially_dispensed"],
+                                cancel_requested_at=now, cancelled_by=principal.account_id, cancel_reason=data.reason,
+                                cancel_note=data.note)
+            action = "prescription.cancellation_requested"
+        else:
+            raise PrescriptionStateConflict(f"Prescription {rx.code} is {rx.status}; it cannot be cancelled.")
+        await audit.record(conn, ctx, action, target_type="prescription", target_id=rx_id,
+                           subject_patient_id=rx.patient_id, details={"code": rx.code, "reason": data.reason})
+        return await _present(conn, rx_id)
+
+
+async def expire_prescriptions(pool: asyncpg.Pool, settings: Settings) -> int:
+    """Worker job: VN-2.1 — prescriptions past their dispensing window become expired (reads already say so)."""
+    del settings
+    async with pool.acquire() as conn, conn.transaction():
+        expired = await db.expire_due(conn)
+        for rx_id in expired:
+            await audit.record(conn, _SYSTEM, "prescription.expired", target_type="prescription", target_id=rx_id)
+    return len(expired)
+
+
+_SYSTEM = AuditContext(actor_account_id=None, actor_role="system", client_ip=None, user_agent="lienthong worker",
+                       request_id=None)
+
+
+# ------------------------------------------------------------------------------------------- reads
+
+async def view(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, ctx: AuditContext) -> Prescription:
+    async with pool.acquire() as conn, conn.transaction():
+        rx = await _readable(conn, principal, rx_id)
+        await audit.record(conn, ctx, "prescription.viewed", target_type="prescription", target_id=rx_id,
+                           subject_patient_id=rx.patient_id)
+        return await _present(conn, rx_id)
+
+
+async def listing(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID | None, limit: int,
+                  ctx: AuditContext) -> list[PrescriptionSummary]:
+    """Patients: their own and their children's signed prescriptions. Doctors: the ones they wrote."""
+    async with pool.acquire() as conn, conn.transaction():
+        if principal.role == "patient" and principal.patient_id is not None:
+            people = [principal.patient_id, *await db.dependents(conn, principal.patient_id)]
+            rows = await db.for_patients(conn, people, limit)
+        else:
+            rows = await db.for_doctor(conn, principal.account_id, consultation_id, limit)
+        if rows:
+            await audit.record(conn, ctx, "prescription.listed", target_type="prescription",
+                               details={"ids": [str(r["id"]) for r in rows]})
+    return [msgspec.convert({**r, "issued_at": _vn(r["issued_at"]), "valid_until": _vn(r["valid_until"])},
+                            PrescriptionSummary) for r in rows]
+
+
+def _vn(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(rules.VN)
+
+
+async def _present(conn: Conn, rx_id: UUID) -> Prescription:
+    values = await db.view(conn, rx_id)
+    if values is None:
+        raise PrescriptionNotFound("No such prescription.")
+    for line in values["lines"]:
+        line["instructions"] = rules.instructions(line["dose_per_time"], line["dose_unit"], line["times_per_day"],
+                                                  line["usage"])
+    national = None
+    if values["national_status"] is not None:
+        errors = values["national_rejection"] or ([values["national_last_error"]]
+                                                  if values["national_last_error"] else [])
+        national = NationalSync(status=values["national_status"], attempts=values["national_attempts"],
+                                sent_at=_vn(values["national_sent_at"]), errors=[str(e) for e in errors])
+    for name in ("issued_at", "valid_until", "cancelled_at", "created_at", "updated_at"):
+        values[name] = _vn(values[name])
+    values["national"] = national
+    values["lines"] = [msgspec.convert(line, Line) for line in values["lines"]]
+    return msgspec.convert({k: v for k, v in values.items() if not k.startswith("national_")}, Prescription,
+                           from_attributes=True)
+
+
+# ------------------------------------------------------------------------------------------- signature and QR
+
+async def signature_document(pool: asyncpg.Pool, principal: Principal, rx_id: UUID,
+                             ctx: AuditContext) -> SignatureDocument:
+    async with pool.acquire() as conn, conn.transaction():
+        rx = await _readable(conn, principal, rx_id)
+        found = await db.signature(conn, rx_id)
+        if found is None:
+            raise PrescriptionStateConflict("A draft has no signature yet.")
+        await audit.record(conn, ctx, "prescription.signature_viewed", target_type="prescription", target_id=rx_id,
+                           subject_patient_id=rx.patient_id)
+    return SignatureDocument(prescription_id=found.id, code=found.code, algorithm="Ed25519",
+                             key_id=found.signing_key_id, content=signing.b64url(found.signed_content),
+                             signature=signing.b64url(found.signature))
+
+
+async def verify_stored(conn: Conn, rx_id: UUID) -> bool:
+    """The stored signature verifies over the stored content, and that content is what the rows say now (so an
+    edit that went around the triggers is caught too)."""
+    found = await db.signature(conn, rx_id)
+    if found is None or not signing.verify(found.public_key, found.signed_content, found.signature):
+        return False
+    content = msgspec.json.decode(found.signed_content, type=SignedContent)
+    rx = await db.prescription(conn, rx_id)
+    rows = await db.lines(conn, rx_id)
+    assert rx is not None
+    signed_lines = [(li.position, li.drug_id, li.dose_per_time, li.dose_unit, li.times_per_day, li.days, li.quantity,
+                     li.quantity_unit, li.usage) for li in content.lines]
+    current_lines = [(r.position, r.drug_id, r.dose_per_time, r.dose_unit, r.times_per_day, r.days, r.quantity,
+                      r.quantity_unit, r.usage) for r in rows]
+    return (content.code == rx.code and content.prescription_id == rx.id and content.rx_type == rx.rx_type
+            and content.valid_until == rx.valid_until and content.patient.id == rx.patient_id
+            and content.doctor.id == rx.doctor_id and content.advice == rx.advice
+            and content.diagnoses == rx.diagnoses and signed_lines == current_lines)
+
+
+async def qr_payload(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID,
+                     ctx: AuditContext) -> str:
+    """What the QR encodes: the code and a signature over the code by the prescriber's key (no patient data)."""
+    async with pool.acquire() as conn, conn.transaction():
+        rx = await _readable(conn, principal, rx_id)
+        if rx.code is None or rx.signing_key_id is None:
+            raise PrescriptionStateConflict("A draft has no QR code yet.")
+        key = await conn.fetchval("SELECT private_key_enc FROM doctor_signing_keys WHERE id = $1", rx.signing_key_id)
+        await audit.record(conn, ctx, "prescription.qr_viewed", target_type="prescription", target_id=rx_id,
+                           subject_patient_id=rx.patient_id)
+    signature = signing.sign(settings.data_key, rx.signing_key_id, key, signing.qr_message(rx.code))
+    return signing.qr_payload(rx.code, rx.signing_key_id, signature)
+
+
+async def check_qr(pool: asyncpg.Pool, text: str) -> QrCheck:
+    """What a pharmacy scanner sends: refused unless the signature over the code verifies with the key it names."""
+    try:
+        code, key_id, signature = signing.parse_qr(text)
+    except signing.BadQr as exc:
+        raise QrInvalid(str(exc)) from None
+    async with pool.acquire() as conn:
+        public = await db.public_key(conn, key_id)
+        rx_id = await db.by_code(conn, code)
+        owner_key = await conn.fetchval("SELECT signing_key_id FROM prescriptions WHERE id = $1", rx_id)
+    if public is None or rx_id is None or owner_key != key_id or not signing.verify(
+            public, signing.qr_message(code), signature):
+        raise QrInvalid("The QR code's signature does not verify: it was not issued by Lienthong for this "
+                        "prescription. Type the code instead and check the paper or the patient's app.")
+    return QrCheck(code=code, key_id=key_id, prescription_id=rx_id)
+
+
+async def signing_keys(pool: asyncpg.Pool, doctor_id: UUID | None) -> list[SigningKey]:
+    async with pool.acquire() as conn:
+        rows = await db.signing_keys(conn, doctor_id)
+    return [SigningKey(id=r["id"], doctor_id=r["doctor_id"], doctor_name=r["doctor_name"],
+                       licence_number=r["licence_number"], algorithm="Ed25519",
+                       public_key=signing.b64url(r["public_key"]), created_at=r["created_at"],
+                       retired_at=r["retired_at"]) for r in rows]
