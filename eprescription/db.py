@@ -29,19 +29,6 @@ class ConsultationFacts(msgspec.Struct):
     national_rx_code: str | None
 
 
-_CONSULTATION = """
-    SELECT c.id, c.doctor_id, c.patient_id, c.status, c.call_ended_at, d.facility_id, f.code AS facility_code,
-           f.name AS facility_name, f.address AS facility_address, a.full_name AS doctor_name,
-           d.title AS doctor_title, d.licence_number, d.national_rx_code
-    FROM consultations c JOIN doctors d ON d.account_id = c.doctor_id JOIN accounts a ON a.id = d.account_id
-    JOIN facilities f ON f.id = d.facility_id WHERE c.id = $1"""
-
-
-async def consultation(conn: Conn, consultation_id: UUID) -> ConsultationFacts | None:
-    row = await conn.fetchrow(_CONSULTATION, consultation_id)
-    return None if row is None else msgspec.convert(dict(row), ConsultationFacts)
-
-
 class PatientFacts(msgspec.Struct):
     id: UUID
     full_name: str
@@ -58,19 +45,44 @@ class PatientFacts(msgspec.Struct):
     guardian_address: str | None
 
 
-async def patient(conn: Conn, patient_id: UUID) -> PatientFacts:
-    row = await conn.fetchrow(
-        """SELECT p.id, p.full_name, p.date_of_birth, p.sex, p.citizen_id, p.health_insurance_number, p.address,
-                  acc.phone, p.weight_kg::float8 AS weight_kg,
-                  ARRAY(SELECT a->>'substance' FROM jsonb_array_elements(p.allergies) a) AS allergies,
-                  g.full_name AS guardian_name, ga.phone AS guardian_phone, g.address AS guardian_address
-           FROM patients p LEFT JOIN accounts acc ON acc.id = p.account_id
-           LEFT JOIN LATERAL (SELECT guardian_id FROM guardianships WHERE dependent_id = p.id
-                              ORDER BY created_at LIMIT 1) gs ON true
-           LEFT JOIN patients g ON g.id = gs.guardian_id LEFT JOIN accounts ga ON ga.id = g.account_id
-           WHERE p.id = $1""", patient_id)
-    assert row is not None, "a consultation's patient exists (foreign key)"
-    return msgspec.convert(dict(row), PatientFacts)
+class Context(msgspec.Struct):
+    """Everything prescribing needs to know about a consultation, read in one round trip."""
+
+    consultation: ConsultationFacts
+    patient: PatientFacts
+    open_c_code: str | None  # VN-1.10: another open normal prescription of the consultation
+
+
+_CONTEXT = """
+    SELECT c.id, c.doctor_id, c.patient_id, c.status, c.call_ended_at, d.facility_id, f.code AS facility_code,
+           f.name AS facility_name, f.address AS facility_address, a.full_name AS doctor_name,
+           d.title AS doctor_title, d.licence_number, d.national_rx_code,
+           (SELECT row_to_json(pt) FROM (
+              SELECT p.id, p.full_name, p.date_of_birth, p.sex, p.citizen_id, p.health_insurance_number, p.address,
+                     acc.phone, p.weight_kg::float8 AS weight_kg,
+                     ARRAY(SELECT x->>'substance' FROM jsonb_array_elements(p.allergies) x) AS allergies,
+                     g.full_name AS guardian_name, ga.phone AS guardian_phone, g.address AS guardian_address
+              FROM patients p LEFT JOIN accounts acc ON acc.id = p.account_id
+              LEFT JOIN LATERAL (SELECT guardian_id FROM guardianships WHERE dependent_id = p.id
+                                 ORDER BY created_at LIMIT 1) gs ON true
+              LEFT JOIN patients g ON g.id = gs.guardian_id LEFT JOIN accounts ga ON ga.id = g.account_id
+              WHERE p.id = c.patient_id) pt) AS patient,
+           (SELECT o.code FROM prescriptions o WHERE o.consultation_id = c.id AND o.rx_type = 'c'
+              AND o.status IN ('issued', 'with_dispenser', 'partially_dispensed', 'pending_cancellation')
+              AND o.id IS DISTINCT FROM $2 LIMIT 1) AS open_c_code
+    FROM consultations c JOIN doctors d ON d.account_id = c.doctor_id JOIN accounts a ON a.id = d.account_id
+    JOIN facilities f ON f.id = d.facility_id WHERE c.id = $1"""
+
+
+async def context(conn: Conn, consultation_id: UUID, replacing: UUID | None = None) -> Context | None:
+    """``replacing``: the prescription an amendment replaces, which does not count as another open one."""
+    row = await conn.fetchrow(_CONTEXT, consultation_id, replacing)
+    if row is None:
+        return None
+    values = dict(row)
+    patient = msgspec.json.decode(values.pop("patient"), type=PatientFacts)
+    open_c_code = values.pop("open_c_code")
+    return Context(consultation=msgspec.convert(values, ConsultationFacts), patient=patient, open_c_code=open_c_code)
 
 
 class DrugFacts(msgspec.Struct):
@@ -87,27 +99,30 @@ class DrugFacts(msgspec.Struct):
     active: bool
 
 
-async def drugs(conn: Conn, ids: Sequence[UUID]) -> dict[UUID, DrugFacts]:
-    rows = await conn.fetch(
-        """SELECT id, inn, trade_names, strength, dosage_form, route, atc_code, registration_number, control_class,
-                  is_medicine, active FROM drugs WHERE id = ANY($1::uuid[])""", list(set(ids)))
-    return {row["id"]: msgspec.convert(dict(row), DrugFacts) for row in rows}
-
-
 class DiagnosisRow(msgspec.Struct):
     code: str
     name: str
     telemedicine_tt30: bool
 
 
-async def diagnoses(conn: Conn, codes: Sequence[str]) -> dict[str, DiagnosisRow]:
-    """ICD-10 names and TM-5 eligibility: a code is on the TT 30/2023 list when it or a parent code is (prefix)."""
-    rows = await conn.fetch(
-        """SELECT i.code, i.title_vi AS name,
-                  EXISTS (SELECT FROM icd10_codes t WHERE t.telemedicine_tt30 AND starts_with(i.code, t.code))
-                    AS telemedicine_tt30
-           FROM icd10_codes i WHERE i.code = ANY($1::text[])""", list(codes))
-    return {row["code"]: msgspec.convert(dict(row), DiagnosisRow) for row in rows}
+async def catalogue_facts(conn: Conn, drug_ids: Sequence[UUID], codes: Sequence[str]
+                          ) -> tuple[dict[UUID, DrugFacts], dict[str, DiagnosisRow]]:
+    """The drugs of the lines and the ICD-10 codes of the diagnoses, in one round trip. TM-5: a code is on the
+    TT 30/2023 list when it or a parent code is (prefix match)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT coalesce(json_agg(d), '[]') FROM (
+                     SELECT id, inn, trade_names, strength, dosage_form, route, atc_code, registration_number,
+                            control_class, is_medicine, active FROM drugs WHERE id = ANY($1::uuid[])) d) AS drugs,
+                  (SELECT coalesce(json_agg(i), '[]') FROM (
+                     SELECT i.code, i.title_vi AS name,
+                            EXISTS (SELECT FROM icd10_codes t WHERE t.telemedicine_tt30 AND starts_with(i.code, t.code))
+                              AS telemedicine_tt30
+                     FROM icd10_codes i WHERE i.code = ANY($2::text[])) i) AS diagnoses""",
+        list(set(drug_ids)), list(codes))
+    assert row is not None
+    drugs = msgspec.json.decode(row["drugs"], type=list[DrugFacts])
+    diagnoses = msgspec.json.decode(row["diagnoses"], type=list[DiagnosisRow])
+    return {d.id: d for d in drugs}, {d.code: d for d in diagnoses}
 
 
 async def record_diagnoses(conn: Conn, consultation_id: UUID) -> list[SignedDiagnosis]:
@@ -116,15 +131,6 @@ async def record_diagnoses(conn: Conn, consultation_id: UUID) -> list[SignedDiag
         """SELECT d.code, i.title_vi AS name FROM consultation_diagnoses d JOIN icd10_codes i ON i.code = d.code
            WHERE d.consultation_id = $1 ORDER BY d.is_principal DESC, d.position""", consultation_id)
     return [SignedDiagnosis(code=r["code"], name=r["name"], conclusion="") for r in rows]
-
-
-async def open_c_code(conn: Conn, consultation_id: UUID, replacing: UUID | None) -> str | None:
-    """VN-1.10: the code of another open normal prescription of this consultation (the replaced one aside)."""
-    code: str | None = await conn.fetchval(
-        """SELECT code FROM prescriptions WHERE consultation_id = $1 AND rx_type = 'c'
-             AND status IN ('issued', 'with_dispenser', 'partially_dispensed', 'pending_cancellation')
-             AND id IS DISTINCT FROM $2 LIMIT 1""", consultation_id, replacing)
-    return code
 
 
 class DraftRow(msgspec.Struct):

@@ -73,16 +73,17 @@ def _now() -> datetime:
 
 # ------------------------------------------------------------------------------------------- access
 
-async def _prescribable(conn: Conn, settings: Settings, principal: Principal, consultation_id: UUID
-                        ) -> db.ConsultationFacts:
-    c = await db.consultation(conn, consultation_id)
-    if c is None or c.doctor_id != principal.account_id:
+async def _prescribable(conn: Conn, settings: Settings, principal: Principal, consultation_id: UUID,
+                        replacing: UUID | None = None) -> db.Context:
+    found = await db.context(conn, consultation_id, replacing)
+    if found is None or found.consultation.doctor_id != principal.account_id:
         raise PrescribingNotAllowed("Only the treating doctor of this consultation may prescribe for it.")
+    c = found.consultation
     if c.status == "in_call":
-        return c
+        return found
     window = timedelta(hours=settings.prescribe_window_hours)
     if c.status == "completed" and c.call_ended_at is not None and _now() <= c.call_ended_at + window:
-        return c
+        return found
     raise PrescribingNotAllowed(
         f"Prescriptions are written during the call or within {settings.prescribe_window_hours} h after it ends; "
         f"this consultation is {c.status}.")
@@ -126,16 +127,16 @@ class _Evaluation(msgspec.Struct):
     age_months: int | None
 
 
-async def _evaluate(conn: Conn, settings: Settings, c: db.ConsultationFacts, lines: Sequence[LineIn],
+async def _evaluate(conn: Conn, settings: Settings, ctx: db.Context, lines: Sequence[LineIn],
                     diagnoses: Sequence[SignedDiagnosis], *, weight_kg: float | None, pregnancy_status: str,
                     long_term: bool, replaces_id: UUID | None) -> _Evaluation:
-    """Hard rules (VN-x, TM-x) and clinical checks (CDS-1..5) of draft content, without writing anything."""
-    patient = await db.patient(conn, c.patient_id)
-    found = await db.drugs(conn, [line.drug_id for line in lines])
+    """Hard rules (VN-x, TM-x) and clinical checks (CDS-1..5) of draft content, without writing anything: two
+    round trips (catalogue facts, clinical-check data) after the context."""
+    patient = ctx.patient
+    found, icd = await db.catalogue_facts(conn, [line.drug_id for line in lines], [d.code for d in diagnoses])
     problems = [RuleProblem("catalogue", f"lines[{i}].drug_id", "Không có thuốc này trong danh mục. Unknown drug.")
                 for i, line in enumerate(lines) if line.drug_id not in found]
     known = [(i, line) for i, line in enumerate(lines) if line.drug_id in found]
-    icd = await db.diagnoses(conn, [d.code for d in diagnoses])
     named = [SignedDiagnosis(code=d.code, name=icd[d.code].name if d.code in icd else d.name,
                              conclusion=d.conclusion) for d in diagnoses]
     today = _now().astimezone(rules.VN).date()
@@ -155,7 +156,7 @@ async def _evaluate(conn: Conn, settings: Settings, c: db.ConsultationFacts, lin
             active=found[line.drug_id].active, dose_per_time=line.dose_per_time, dose_unit=line.dose_unit,
             times_per_day=line.times_per_day, days=line.days, quantity=line.quantity,
             quantity_unit=line.quantity_unit) for i, line in known],
-        open_c_prescription_code=await db.open_c_code(conn, c.id, replaces_id),
+        open_c_prescription_code=ctx.open_c_code,
     )
     problems += rules.problems(facts)
     findings = await checks.clinical_findings(
@@ -185,9 +186,9 @@ def _line_in(row: db.LineRow) -> LineIn:
 async def dry_run(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: DraftIn) -> FindingsReport:
     """What signing this content would say, computed as the doctor types; nothing is stored or audited."""
     async with pool.acquire() as conn:
-        c = await _prescribable(conn, settings, principal, data.consultation_id)
-        diagnoses = await _diagnoses_in(conn, c.id, data.diagnoses)
-        evaluation = await _evaluate(conn, settings, c, data.lines, diagnoses, weight_kg=data.weight_kg,
+        ctx = await _prescribable(conn, settings, principal, data.consultation_id)
+        diagnoses = await _diagnoses_in(conn, ctx.consultation.id, data.diagnoses)
+        evaluation = await _evaluate(conn, settings, ctx, data.lines, diagnoses, weight_kg=data.weight_kg,
                                      pregnancy_status=data.pregnancy_status, long_term=data.long_term,
                                      replaces_id=None)
     return _report(evaluation)
@@ -200,20 +201,24 @@ async def draft_checks(pool: asyncpg.Pool, settings: Settings, principal: Princi
             raise PrescriptionNotFound("No such prescription, or it is not yours.")
         if rx.status != "draft":
             raise PrescriptionStateConflict("Only a draft is checked; a signed prescription keeps its findings.")
-        c = await _prescribable(conn, settings, principal, rx.consultation_id)
+        ctx = await _prescribable(conn, settings, principal, rx.consultation_id, rx.replaces_id)
         lines = [_line_in(row) for row in await db.lines(conn, rx_id)]
-        evaluation = await _evaluate(conn, settings, c, lines, rx.diagnoses, weight_kg=rx.weight_kg,
+        evaluation = await _evaluate(conn, settings, ctx, lines, rx.diagnoses, weight_kg=rx.weight_kg,
                                      pregnancy_status=rx.pregnancy_status, long_term=rx.long_term,
                                      replaces_id=rx.replaces_id)
     return _report(evaluation)
 
 
 async def _diagnoses_in(conn: Conn, consultation_id: UUID, given: Sequence[Any] | None) -> list[SignedDiagnosis]:
+    """The given diagnoses (named from the ICD-10 table by _evaluate or _named), or the consultation record's."""
     if given is None:
         return await db.record_diagnoses(conn, consultation_id)
-    names = await db.diagnoses(conn, [d.code for d in given])
-    return [SignedDiagnosis(code=d.code, name=names[d.code].name if d.code in names else "", conclusion=d.conclusion)
-            for d in given]
+    return [SignedDiagnosis(code=d.code, name="", conclusion=d.conclusion) for d in given]
+
+
+async def _named(conn: Conn, diagnoses: Sequence[SignedDiagnosis]) -> list[SignedDiagnosis]:
+    _, icd = await db.catalogue_facts(conn, [], [d.code for d in diagnoses])
+    return [msgspec.structs.replace(d, name=icd[d.code].name if d.code in icd else d.name) for d in diagnoses]
 
 
 # ------------------------------------------------------------------------------------------- drafts
@@ -221,8 +226,8 @@ async def _diagnoses_in(conn: Conn, consultation_id: UUID, given: Sequence[Any] 
 async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: DraftIn,
                        ctx: AuditContext) -> Prescription:
     async with pool.acquire() as conn, conn.transaction():
-        c = await _prescribable(conn, settings, principal, data.consultation_id)
-        diagnoses = await _diagnoses_in(conn, c.id, data.diagnoses)
+        c = (await _prescribable(conn, settings, principal, data.consultation_id)).consultation
+        diagnoses = await _named(conn, await _diagnoses_in(conn, c.id, data.diagnoses))
         found = await _known_drugs(conn, data.lines)
         rx_id = await db.insert_draft(conn, c, diagnoses=diagnoses, advice=data.advice, note=data.note,
                                       follow_up_days=data.follow_up_days, weight_kg=data.weight_kg,
@@ -236,7 +241,7 @@ async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
 async def _known_drugs(conn: Conn, lines: Sequence[LineIn]) -> dict[UUID, db.DrugFacts]:
     from api.errors import FieldError, InvalidInput  # noqa: PLC0415 - error types of the API edge
 
-    found = await db.drugs(conn, [line.drug_id for line in lines])
+    found, _ = await db.catalogue_facts(conn, [line.drug_id for line in lines], [])
     missing = [FieldError(f"body.lines[{i}].drug_id", "No such drug in the catalogue.")
                for i, line in enumerate(lines) if line.drug_id not in found]
     if missing:
@@ -256,7 +261,8 @@ async def update_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
         changes = {name: value for name, value in msgspec.structs.asdict(patch).items()
                    if value is not msgspec.UNSET and name != "lines"}
         if "diagnoses" in changes:
-            changes["diagnoses"] = await _diagnoses_in(conn, rx.consultation_id, patch.diagnoses)  # type: ignore[arg-type]
+            changes["diagnoses"] = await _named(conn, await _diagnoses_in(
+                conn, rx.consultation_id, patch.diagnoses))  # type: ignore[arg-type]
         await db.update_draft(conn, rx_id, changes)
         if not isinstance(patch.lines, msgspec.UnsetType):
             await db.replace_lines(conn, rx_id, patch.lines, await _known_drugs(conn, patch.lines))
@@ -287,9 +293,10 @@ async def sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_
             rx = await _own_draft(conn, principal, rx_id)  # the row lock: a second sign of the draft waits here
             if rx.status != "draft":
                 raise PrescriptionStateConflict(f"This prescription is already {rx.status} ({rx.code}).")
-            c = await _prescribable(conn, settings, principal, rx.consultation_id)
+            found = await _prescribable(conn, settings, principal, rx.consultation_id, rx.replaces_id)
+            c = found.consultation
             line_rows = await db.lines(conn, rx_id)
-            evaluation = await _evaluate(conn, settings, c, [_line_in(r) for r in line_rows], rx.diagnoses,
+            evaluation = await _evaluate(conn, settings, found, [_line_in(r) for r in line_rows], rx.diagnoses,
                                          weight_kg=rx.weight_kg, pregnancy_status=rx.pregnancy_status,
                                          long_term=rx.long_term, replaces_id=rx.replaces_id)
             if evaluation.problems:
@@ -436,7 +443,7 @@ async def amend(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx
     async with pool.acquire() as conn, conn.transaction():
         old = await _own_draft(conn, principal, rx_id)
         _require_open_untouched(old, "amended")
-        c = await _prescribable(conn, settings, principal, old.consultation_id)
+        c = (await _prescribable(conn, settings, principal, old.consultation_id)).consultation
         existing = await conn.fetchval("SELECT id FROM prescriptions WHERE replaces_id = $1", rx_id)
         if existing is not None:
             raise PrescriptionStateConflict(f"An amendment of this prescription already exists: {existing}.")
@@ -446,7 +453,7 @@ async def amend(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx
                                        replaces_id=rx_id)
         rows = await db.lines(conn, rx_id)
         lines = [_line_in(r) for r in rows]
-        await db.replace_lines(conn, new_id, lines, await db.drugs(conn, [r.drug_id for r in rows]))
+        await db.replace_lines(conn, new_id, lines, (await db.catalogue_facts(conn, [r.drug_id for r in rows], []))[0])
         await audit.record(conn, ctx, "prescription.amendment_started", target_type="prescription",
                            target_id=new_id, subject_patient_id=old.patient_id, details={"replaces": old.code})
         return await _present(conn, new_id)
