@@ -33,7 +33,13 @@ from consultations.routes import ConsultationController, DoctorController, icd10
 from eprescription.catalogue_routes import DrugController, DrugImportController
 from eprescription.routes import PrescriptionController
 from notifications.sms import SmsGateway, SmsGatewayConfig
-from pharmacy_link.routes import PharmacyController
+from pharmacy_link.dispensing_routes import DispensingController
+from pharmacy_link.routes import (
+    PharmacyAdminController,
+    PharmacyApiKeyController,
+    PharmacyController,
+    PharmacyStockController,
+)
 from rtc.hub import signaling_lifespan
 from rtc.media import PrecallController, RecordingController
 from rtc.routes import CallController, signaling
@@ -110,7 +116,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             AuthController, MeController, PatientController, ConsentDocumentController, AdminController,
-            PharmacyController, DoctorController, ConsultationController, icd10_search,
+            PharmacyController, PharmacyApiKeyController, PharmacyStockController, PharmacyAdminController,
+            DispensingController,
+            DoctorController, ConsultationController, icd10_search,
             CallController, signaling, DrugController, DrugImportController, PrescriptionController,
             PrecallController, RecordingController,
             health.live, health.ready, docs_redirect,

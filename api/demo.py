@@ -1,4 +1,5 @@
-"""Demo data: a clinic, two doctors, a pharmacy with its pharmacist, an admin, two patients and one child.
+"""Demo data: a clinic, two doctors, six pharmacies around Ho Chi Minh City with their published stock (the first
+with its pharmacist), an admin, two patients and one child.
 
 For demo mode only: the passwords and authenticator secrets below are published in the README so a person can
 sign in as each role. ``seed_demo`` refuses to run in production mode.
@@ -6,6 +7,7 @@ sign in as each role. ``seed_demo`` refuses to run in production mode.
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import date, time
 
@@ -15,11 +17,54 @@ import msgspec
 from api.audit import AuditContext
 from api.auth.accounts import StaffAccountIn, create_staff_account
 from api.auth.secrets_box import seal
+from api.db import Conn
 from api.settings import Settings
 from consultations import db as consultations_db
+from pharmacy_link import db as pharmacy_db
+from pharmacy_link.schemas import OpeningHours, PharmacyIn
 
 FACILITY_CODE = "79026"
 PHARMACY_ID = uuid.UUID("6c1f7e2a-0000-4000-8000-000000000001")
+
+
+def _hours(opens: str, closes: str, days: range = range(1, 8)) -> list[OpeningHours]:
+    return [OpeningHours(weekday=day, opens=opens, closes=closes) for day in days]
+
+
+# Identifiers are marked DEMO: the national formats are unknown (spec §9 U-9) and these outlets do not exist.
+PHARMACIES: tuple[tuple[uuid.UUID, PharmacyIn], ...] = (
+    (PHARMACY_ID, PharmacyIn(
+        name="Nhà thuốc Liên Thông (demo)", kind="nha_thuoc", gpp_certificate_number="DEMO-GPP-79-0001",
+        national_outlet_id="DEMO-79-NT-0001", phone="02838550001",
+        address="220 Hồng Bàng, Phường 12, Quận 5, TP. Hồ Chí Minh", province="TP. Hồ Chí Minh",
+        latitude=10.7546, longitude=106.6633, opening_hours=_hours("06:30", "22:30"))),
+    (uuid.UUID("6c1f7e2a-0000-4000-8000-000000000002"), PharmacyIn(
+        name="Nhà thuốc Bến Thành 24h (demo)", kind="nha_thuoc", gpp_certificate_number="DEMO-GPP-79-0002",
+        national_outlet_id="DEMO-79-NT-0002", phone="02838550002",
+        address="45 Lê Lợi, Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh", province="TP. Hồ Chí Minh",
+        latitude=10.7727, longitude=106.6984, opening_hours=_hours("00:00", "24:00"))),
+    (uuid.UUID("6c1f7e2a-0000-4000-8000-000000000003"), PharmacyIn(
+        name="Nhà thuốc Đêm Quận 3 (demo)", kind="nha_thuoc", gpp_certificate_number="DEMO-GPP-79-0003",
+        national_outlet_id="DEMO-79-NT-0003", phone="02838550003",
+        address="120 Võ Văn Tần, Phường 6, Quận 3, TP. Hồ Chí Minh", province="TP. Hồ Chí Minh",
+        latitude=10.7779, longitude=106.6890, opening_hours=_hours("18:00", "02:00"))),
+    (uuid.UUID("6c1f7e2a-0000-4000-8000-000000000004"), PharmacyIn(
+        name="Quầy thuốc Thủ Đức (demo)", kind="quay_thuoc", gpp_certificate_number="DEMO-GPP-79-0004",
+        national_outlet_id="DEMO-79-QT-0004", phone="0912000004",
+        address="8 Võ Văn Ngân, Phường Linh Chiểu, TP. Thủ Đức, TP. Hồ Chí Minh", province="TP. Hồ Chí Minh",
+        latitude=10.8503, longitude=106.7576, opening_hours=_hours("07:00", "21:00", range(1, 7)))),
+    (uuid.UUID("6c1f7e2a-0000-4000-8000-000000000005"), PharmacyIn(
+        name="Nhà thuốc Phú Mỹ Hưng (demo)", kind="nha_thuoc", gpp_certificate_number="DEMO-GPP-79-0005",
+        national_outlet_id="DEMO-79-NT-0005", phone="02838550005",
+        address="15 Nguyễn Lương Bằng, Phường Tân Phú, Quận 7, TP. Hồ Chí Minh", province="TP. Hồ Chí Minh",
+        latitude=10.7295, longitude=106.7218,
+        opening_hours=_hours("07:30", "11:30") + _hours("13:30", "21:30"))),
+    (uuid.UUID("6c1f7e2a-0000-4000-8000-000000000006"), PharmacyIn(
+        name="Nhà thuốc Tân Bình (demo)", kind="nha_thuoc", gpp_certificate_number="DEMO-GPP-79-0006",
+        national_outlet_id="DEMO-79-NT-0006", phone="02838550006",
+        address="300 Hoàng Văn Thụ, Phường 4, Quận Tân Bình, TP. Hồ Chí Minh", province="TP. Hồ Chí Minh",
+        latitude=10.7990, longitude=106.6600, opening_hours=_hours("07:00", "23:00"))),
+)
 
 
 class DemoAccount(msgspec.Struct):
@@ -81,6 +126,21 @@ def demo_accounts() -> list[DemoAccount]:
     return accounts
 
 
+async def _seed_stock(conn: Conn) -> None:
+    """Everything non-controlled in good supply at the first pharmacy, so a demo prescription can always be sold
+    there; at the others a repeatable scatter of drugs, some sold out, so the nearby search has something to rank."""
+    drug_ids = sorted(await conn.fetchval(
+        "SELECT array_agg(id) FROM drugs WHERE control_class = 'none' AND is_medicine AND active"))
+    for pharmacy_id, _ in PHARMACIES:
+        rng = random.Random(str(pharmacy_id))  # noqa: S311 - a repeatable scatter, not a secret
+        if pharmacy_id == PHARMACY_ID:
+            stocked = [(drug_id, rng.randint(100, 500)) for drug_id in drug_ids]
+        else:
+            stocked = [(drug_id, rng.choice((0, 5, 20, 60, 200))) for drug_id in drug_ids if rng.random() < 0.7]
+        await pharmacy_db.upsert_stock(conn, pharmacy_id, [d for d, _ in stocked], [q for _, q in stocked],
+                                       [""] * len(stocked))
+
+
 async def seed_demo(pool: asyncpg.Pool, settings: Settings) -> bool:
     """Load the demo data once; returns False when it is already there."""
     if settings.mode != "demo":
@@ -92,9 +152,9 @@ async def seed_demo(pool: asyncpg.Pool, settings: Settings) -> bool:
         await conn.execute(
             "INSERT INTO facilities (code, name, address, province) VALUES ($1, $2, $3, $4)",
             FACILITY_CODE, "Phòng khám Đa khoa Liên Thông (demo)", "215 Hồng Bàng, Quận 5", "TP. Hồ Chí Minh")
-        await conn.execute(
-            "INSERT INTO pharmacies (id, name, kind, address) VALUES ($1, $2, 'nha_thuoc', $3)",
-            PHARMACY_ID, "Nhà thuốc Liên Thông (demo)", "220 Hồng Bàng, Quận 5, TP. Hồ Chí Minh")
+        for pharmacy_id, pharmacy in PHARMACIES:
+            await pharmacy_db.insert_pharmacy(conn, pharmacy, pharmacy_id)
+        await _seed_stock(conn)
     for account, secret, _ in STAFF:
         await create_staff_account(pool, settings, account, ctx, totp_secret=secret)
     async with pool.acquire() as conn, conn.transaction():

@@ -70,6 +70,8 @@ class Settings:
     precall_per_hour: int = 4
     precall_max_s: int = 30
     prescribe_window_hours: int = 24
+    dispense_hold_minutes: int = 30
+    dispense_void_minutes: int = 60
     telemedicine_controlled_drugs: bool = False
     national_rx_url: str | None = None
     national_rx_facility_code: str = "79026"
@@ -154,6 +156,9 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "sign a prescription for it, hours."),
     ("LIENTHONG_TELEMEDICINE_CONTROLLED_DRUGS", "false", "Allow narcotic (N) and psychotropic/precursor (H) drugs "
      "in telemedicine prescriptions (TM-4). Leave false unless legal counsel has signed off."),
+    ("LIENTHONG_DISPENSE_HOLD_MINUTES", "30", "How long a pharmacy's hold on a prescription (\"with dispenser\", "
+     "NHS-4) lasts unless released or renewed, minutes."),
+    ("LIENTHONG_DISPENSE_VOID_MINUTES", "60", "How long after a sale its pharmacy may void it as a mistake, minutes."),
     ("NATIONAL_RX_URL", "(unset)", "Base URL of the national e-prescription system (QĐ 808), e.g. "
      "`https://api.donthuocquocgia.vn`. Unset: the local sandbox."),
     ("NATIONAL_RX_FACILITY_CODE", "79026", "The facility's mã liên thông (API-1 login)."),
@@ -342,6 +347,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         precall_per_hour=_int(env, "LIENTHONG_PRECALL_PER_HOUR", 4, minimum=1),
         precall_max_s=precall_max_s,
         prescribe_window_hours=_int(env, "LIENTHONG_PRESCRIBE_WINDOW_HOURS", 24, minimum=0),
+        dispense_hold_minutes=_int(env, "LIENTHONG_DISPENSE_HOLD_MINUTES", 30, minimum=1),
+        dispense_void_minutes=_int(env, "LIENTHONG_DISPENSE_VOID_MINUTES", 60, minimum=0),
         telemedicine_controlled_drugs=_bool(env, "LIENTHONG_TELEMEDICINE_CONTROLLED_DRUGS", False),
         national_rx_url=national_url,
         national_rx_facility_code=env.get("NATIONAL_RX_FACILITY_CODE") or "79026",

@@ -15,6 +15,7 @@ from api.settings import Settings
 from consultations import service as consultations_service
 from eprescription import national_sync
 from eprescription import service as eprescription_service
+from pharmacy_link import national_report
 
 log = logging.getLogger("lienthong.worker")
 
@@ -45,10 +46,17 @@ async def send_national_prescriptions(pool: asyncpg.Pool, settings: Settings) ->
         pass
 
 
+async def report_national_sales(pool: asyncpg.Pool, settings: Settings) -> None:
+    """PH-3: each sale goes to the national system right after it is made (API-7); batches as above."""
+    while await national_report.send_due_sales(pool, settings, limit=NATIONAL_BATCH) == NATIONAL_BATCH:
+        pass
+
+
 JOBS: tuple[tuple[str, float, Job], ...] = (
     ("purge_expired_credentials", 3600.0, purge_expired_credentials),
     ("settle_no_shows", 60.0, settle_no_shows),
     ("send_national_prescriptions", 5.0, send_national_prescriptions),
+    ("report_national_sales", 5.0, report_national_sales),
     ("expire_prescriptions", 60.0, expire_prescriptions),
 )
 

@@ -154,6 +154,8 @@ class DraftRow(msgspec.Struct):
     signing_key_id: UUID | None
     signed_content: bytes | None
     signature: bytes | None
+    holder_pharmacy_id: UUID | None
+    hold_expires_at: datetime | None
 
 
 class LineRow(msgspec.Struct):
@@ -175,7 +177,7 @@ class LineRow(msgspec.Struct):
 
 _DRAFT_COLUMNS = """id, consultation_id, patient_id, doctor_id, facility_id, status, rx_type, code, diagnoses, advice,
     note, follow_up_days, weight_kg::float8 AS weight_kg, pregnancy_status, long_term, replaces_id, valid_until,
-    signing_key_id, signed_content, signature"""
+    signing_key_id, signed_content, signature, holder_pharmacy_id, hold_expires_at"""
 
 
 def _draft(row: Any) -> DraftRow:
@@ -306,15 +308,32 @@ async def set_status(conn: Conn, rx_id: UUID, status: str, expected: Sequence[st
 
 async def expire_due(conn: Conn) -> list[UUID]:
     rows = await conn.fetch(
-        """UPDATE prescriptions SET status = 'expired', updated_at = now()
+        """UPDATE prescriptions SET status = 'expired', holder_pharmacy_id = NULL, hold_expires_at = NULL,
+                  updated_at = now()
            WHERE status IN ('issued', 'with_dispenser', 'partially_dispensed') AND valid_until < now()
            RETURNING id""")
     return [r["id"] for r in rows]
 
 
+async def settle_lapsed_holds(conn: Conn) -> list[UUID]:
+    """Holds that timed out end (NHS-4); a cancellation that was waiting for the holder's return completes
+    (NHS-6), since nobody holds the prescription any more. Returns the prescriptions cancelled that way."""
+    rows = await conn.fetch(
+        """UPDATE prescriptions
+           SET status = CASE status WHEN 'with_dispenser' THEN 'issued'
+                                    WHEN 'pending_cancellation' THEN 'cancelled' ELSE status END,
+               cancelled_at = CASE WHEN status = 'pending_cancellation' THEN now() ELSE cancelled_at END,
+               holder_pharmacy_id = NULL, hold_expires_at = NULL, updated_at = now()
+           WHERE hold_expires_at <= now()
+           RETURNING id, status = 'cancelled' AS cancelled""")
+    return [r["id"] for r in rows if r["cancelled"]]
+
+
 _VIEW = """
     SELECT p.id, p.code, CASE WHEN p.status IN ('issued', 'with_dispenser', 'partially_dispensed')
-                               AND p.valid_until < now() THEN 'expired' ELSE p.status END AS status,
+                               AND p.valid_until < now() THEN 'expired'
+                          WHEN p.status = 'with_dispenser' AND p.hold_expires_at <= now() THEN 'issued'
+                          ELSE p.status END AS status,
            p.rx_type, p.consultation_id, p.patient_id, pt.full_name AS patient_name, p.doctor_id,
            da.full_name AS doctor_name, f.code AS facility_code, p.diagnoses, p.advice, p.note, p.follow_up_days,
            p.weight_kg::float8 AS weight_kg, p.pregnancy_status, p.long_term, p.replaces_id,
@@ -348,7 +367,9 @@ async def view(conn: Conn, rx_id: UUID) -> dict[str, Any] | None:
 
 _SUMMARY = """
     SELECT p.id, p.code, CASE WHEN p.status IN ('issued', 'with_dispenser', 'partially_dispensed')
-                               AND p.valid_until < now() THEN 'expired' ELSE p.status END AS status,
+                               AND p.valid_until < now() THEN 'expired'
+                          WHEN p.status = 'with_dispenser' AND p.hold_expires_at <= now() THEN 'issued'
+                          ELSE p.status END AS status,
            p.rx_type, p.patient_id, pt.full_name AS patient_name, da.full_name AS doctor_name, p.issued_at,
            p.valid_until,
            (SELECT count(*) FROM prescription_lines l WHERE l.prescription_id = p.id)::int AS lines,

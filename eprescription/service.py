@@ -470,8 +470,9 @@ def _require_open_untouched(rx: db.DraftRow, action: str) -> None:
 
 async def cancel(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, data: CancelIn,
                  ctx: AuditContext) -> Prescription:
-    """Spec §7.3 / NHS-6: cancelled at once while no pharmacy holds it; otherwise pending_cancellation until the
-    pharmacy returns it (pharmacy_link completes the cancellation). No QĐ 808 call exists for this (API-R5, U-7)."""
+    """Spec §7.3 / NHS-6: cancelled at once while no pharmacy holds it (what remains of a partly dispensed one stops
+    being dispensable); while a pharmacy holds it, pending_cancellation until that pharmacy returns it or its hold
+    lapses. No QĐ 808 call exists for this (API-R5, U-7)."""
     async with pool.acquire() as conn, conn.transaction():
         rx = await _own_draft(conn, principal, rx_id)
         if rx.status == "draft":
@@ -479,29 +480,35 @@ async def cancel(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, data: Ca
         if rx.status in OPEN and rx.valid_until is not None and rx.valid_until < _now():
             raise PrescriptionExpired(f"Prescription {rx.code} already expired (VN-2.1).")
         now = _now()
-        if rx.status == "issued":
-            await db.set_status(conn, rx_id, "cancelled", ["issued"], cancelled_at=now,
-                                cancelled_by=principal.account_id, cancel_reason=data.reason, cancel_note=data.note)
-            action = "prescription.cancelled"
-        elif rx.status in ("with_dispenser", "partially_dispensed"):
-            await db.set_status(conn, rx_id, "pending_cancellation", ["with_dispenser", "partially_dispensed"],
-                                cancel_requested_at=now, cancelled_by=principal.account_id, cancel_reason=data.reason,
-                                cancel_note=data.note)
-            action = "prescription.cancellation_requested"
-        else:
+        if rx.status not in OPEN:
             raise PrescriptionStateConflict(f"Prescription {rx.code} is {rx.status}; it cannot be cancelled.")
+        if rx.hold_expires_at is None or rx.hold_expires_at <= now:
+            # nobody is preparing it: what remains stops being dispensable now
+            await db.set_status(conn, rx_id, "cancelled", OPEN, cancelled_at=now, cancelled_by=principal.account_id,
+                                cancel_reason=data.reason, cancel_note=data.note)
+            action = "prescription.cancelled"
+        else:
+            await db.set_status(conn, rx_id, "pending_cancellation", OPEN, cancel_requested_at=now,
+                                cancelled_by=principal.account_id, cancel_reason=data.reason, cancel_note=data.note)
+            action = "prescription.cancellation_requested"
+        await conn.execute("INSERT INTO prescription_events (prescription_id, kind) VALUES ($1, $2)", rx_id,
+                           action.removeprefix("prescription."))
         await audit.record(conn, ctx, action, target_type="prescription", target_id=rx_id,
                            subject_patient_id=rx.patient_id, details={"code": rx.code, "reason": data.reason})
         return await _present(conn, rx_id)
 
 
 async def expire_prescriptions(pool: asyncpg.Pool, settings: Settings) -> int:
-    """Worker job: VN-2.1 — prescriptions past their dispensing window become expired (reads already say so)."""
+    """Worker job: VN-2.1 — prescriptions past their dispensing window become expired (reads already say so);
+    lapsed pharmacy holds end."""
     del settings
     async with pool.acquire() as conn, conn.transaction():
         expired = await db.expire_due(conn)
         for rx_id in expired:
             await audit.record(conn, _SYSTEM, "prescription.expired", target_type="prescription", target_id=rx_id)
+        for rx_id in await db.settle_lapsed_holds(conn):
+            await audit.record(conn, _SYSTEM, "prescription.cancelled", target_type="prescription", target_id=rx_id,
+                               details={"why": "the holding pharmacy's hold lapsed during a pending cancellation"})
     return len(expired)
 
 

@@ -30,8 +30,10 @@ LINES = (("Warfarin", 1, 1, 10), ("Metronidazol", 1, 3, 7), ("Omeprazol", 1, 1, 
 SEARCHES = ("para", "paracetamol 5", "amox", "amoxicilin", "amoxcilin", "ômeprazol", "C09", "panadol", "cefu", "lor")
 
 
-async def _doctors(plat: Platform, count: int) -> list[dict[str, Any]]:
-    """``count`` doctors with a TOTP secret, each in a call with a patient of their own."""
+async def doctors_in_calls(plat: Platform, count: int, lines: tuple[tuple[str, int, int, int], ...] = LINES
+                          ) -> list[dict[str, Any]]:
+    """``count`` doctors with a TOTP secret, each in a call with a patient of their own, and a draft body of
+    ``lines`` (INN, dose, times per day, days) for that consultation."""
     pool = await db.create_pool(plat.target, plat.settings)
     made = []
     try:
@@ -64,14 +66,14 @@ async def _doctors(plat: Platform, count: int) -> list[dict[str, Any]]:
                                            plat.settings, ttl_s=3600)
                 made.append({"token": token, "secret": secret, "consultation_id": str(consultation_id)})
             drug_ids = {inn: str(await conn.fetchval("SELECT id FROM drugs WHERE inn = $1 ORDER BY strength LIMIT 1",
-                                                     inn)) for inn, *_ in LINES}
+                                                     inn)) for inn, *_ in lines}
     finally:
         await pool.close()
-    lines = [{"drug_id": drug_ids[inn], "dose_per_time": dose, "dose_unit": "viên", "times_per_day": times,
-              "days": days, "quantity": dose * times * days, "quantity_unit": "viên", "usage": "Uống sau ăn"}
-             for inn, dose, times, days in LINES]
+    body_lines = [{"drug_id": drug_ids[inn], "dose_per_time": dose, "dose_unit": "viên", "times_per_day": times,
+                   "days": days, "quantity": dose * times * days, "quantity_unit": "viên", "usage": "Uống sau ăn"}
+                  for inn, dose, times, days in lines]
     for doctor in made:
-        doctor["draft"] = {"consultation_id": doctor["consultation_id"], "lines": lines,
+        doctor["draft"] = {"consultation_id": doctor["consultation_id"], "lines": body_lines,
                            "diagnoses": [{"code": "I10", "conclusion": "Tăng huyết áp"}]}
     return made
 
@@ -163,7 +165,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     with platform() as plat:
-        doctors = asyncio.run(_doctors(plat, args.prescriptions))
+        doctors = asyncio.run(doctors_in_calls(plat, args.prescriptions))
         with api_server(plat.env) as base_url:
             asyncio.run(bench(base_url, doctors, args.concurrency))
 

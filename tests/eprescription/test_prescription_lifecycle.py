@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from api.demo import PHARMACY_ID
 from api.settings import Settings
 from tests.consultations.factories import make_consultation
 from tests.eprescription.prescribing import draft, line, patient_headers, sign, staff_headers
@@ -67,17 +68,22 @@ async def test_a_prescription_a_pharmacy_has_started_cannot_be_amended(client: C
         "partially_dispensed"
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    ("issued", "cancelled"),
-    ("with_dispenser", "pending_cancellation"),
-    ("partially_dispensed", "pending_cancellation"),
-    ("dispensed", None),
-    ("cancelled", None),
+@pytest.mark.parametrize(("status", "held", "outcome"), [
+    ("issued", False, "cancelled"),
+    ("with_dispenser", True, "pending_cancellation"),
+    ("partially_dispensed", True, "pending_cancellation"),
+    ("partially_dispensed", False, "cancelled"),  # nobody holds it: the rest stops being dispensable at once
+    ("dispensed", False, None),
+    ("cancelled", False, None),
 ])
 async def test_cancellation_follows_the_status_model(client: Client, pool: asyncpg.Pool, settings: Settings,
-                                                     status: str, outcome: str | None) -> None:
+                                                     status: str, held: bool, outcome: str | None) -> None:
     rx, doctor = await _issued(client, pool, settings)
-    await pool.execute("UPDATE prescriptions SET status = $2 WHERE id = $1", UUID(rx["id"]), status)
+    await pool.execute(
+        """UPDATE prescriptions SET status = $2,
+                  holder_pharmacy_id = CASE WHEN $3 THEN $4::uuid END,
+                  hold_expires_at = CASE WHEN $3 THEN now() + interval '10 minutes' END WHERE id = $1""",
+        UUID(rx["id"]), status, held, PHARMACY_ID)
     response = await client.post(f"/prescriptions/{rx['id']}/cancel", headers=doctor,
                                  json={"reason": "clinical_contraindication", "note": "Dị ứng mới phát hiện"})
     if outcome is None:
