@@ -27,6 +27,11 @@ class AuditContext(msgspec.Struct, frozen=True):
         return msgspec.structs.replace(self, actor_account_id=account_id, actor_role=role)
 
 
+# The actor of background work (worker jobs, outboxes): no account, no request.
+SYSTEM = AuditContext(actor_account_id=None, actor_role="system", client_ip=None, user_agent="lienthong worker",
+                      request_id=None)
+
+
 def audit_context(request: Request[Any, Any, Any]) -> AuditContext:
     user = request.scope.get("user")
     principal = user if isinstance(user, Principal) else None

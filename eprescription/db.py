@@ -290,12 +290,6 @@ async def issue(conn: Conn, rx_id: UUID, *, code: str, rx_type: str, findings: S
         issued_at, valid_until)
 
 
-async def code_taken(conn: Conn, code: str) -> bool:
-    taken: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT FROM prescriptions WHERE left(code, 12) = left($1, 12))", code)
-    return taken
-
-
 async def set_status(conn: Conn, rx_id: UUID, status: str, expected: Sequence[str], **fields: Any) -> bool:
     """Guarded transition: only from one of ``expected`` (spec PH-10's "WHERE status = <expected>")."""
     extra = "".join(f", {name} = ${i}" for i, name in enumerate(fields, 4))

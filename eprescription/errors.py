@@ -97,9 +97,6 @@ class OverrideRequired(DomainError):
         )
 
 
-class UnknownOverride(DomainError):
-    status, slug, title = 422, "unknown-override", "Override names no current finding"
-
 
 class PrescriptionStateConflict(Conflict):
     """The prescription is not in a state that allows this (e.g. signing a signed one, cancelling a dispensed one)."""

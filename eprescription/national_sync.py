@@ -21,7 +21,6 @@ import asyncpg
 import msgspec
 
 from api import audit
-from api.audit import AuditContext
 from api.auth.secrets_box import unseal
 from api.db import Conn
 from api.settings import Settings
@@ -64,7 +63,6 @@ WITHHELD = ("Không gửi: đơn thuốc đã bị hủy hoặc thay thế trư�
             "the prescription was cancelled or replaced before it reached the national system.")
 NO_NATIONAL_CODE = ("Bác sĩ chưa có mã liên thông đơn thuốc quốc gia; quản trị viên cần khai báo mã và mật khẩu. "
                     "The doctor has no national e-prescription code (mã liên thông bác sĩ) on file.")
-_SYSTEM = AuditContext(None, "system", None, "lienthong worker", None)
 
 
 # ------------------------------------------------------------------------------------------- API-5 body
@@ -361,7 +359,7 @@ async def _record(pool: asyncpg.Pool, row: _Claimed, outcome: _Outcome) -> None:
             if attempts is not None:
                 log.info("national prescription sent code=%s attempts=%d already_held=%s", code, attempts,
                          outcome.already_held)
-                await audit.record(conn, _SYSTEM, "prescription.national_sent", target_type="prescription",
+                await audit.record(conn, audit.SYSTEM, "prescription.national_sent", target_type="prescription",
                                    target_id=row.prescription_id, subject_patient_id=row.patient_id,
                                    details={"code": code, "attempts": attempts, "already_held": outcome.already_held})
             return
@@ -373,7 +371,7 @@ async def _record(pool: asyncpg.Pool, row: _Claimed, outcome: _Outcome) -> None:
                 row.prescription_id, outcome.errors)
             if attempts is not None:
                 log.warning("national prescription rejected code=%s", code)
-                await audit.record(conn, _SYSTEM, "prescription.national_rejected", target_type="prescription",
+                await audit.record(conn, audit.SYSTEM, "prescription.national_rejected", target_type="prescription",
                                    target_id=row.prescription_id, subject_patient_id=row.patient_id,
                                    details={"code": code, "attempts": attempts, "errors": outcome.errors})
             return
@@ -389,6 +387,6 @@ async def _record(pool: asyncpg.Pool, row: _Claimed, outcome: _Outcome) -> None:
             0.0 if give_up else retry_delay(attempts))
         log.warning("national prescription not sent code=%s attempts=%d status=%s", code, attempts, status)
         if status == "failed":
-            await audit.record(conn, _SYSTEM, "prescription.national_failed", target_type="prescription",
+            await audit.record(conn, audit.SYSTEM, "prescription.national_failed", target_type="prescription",
                                target_id=row.prescription_id, subject_patient_id=row.patient_id,
                                details={"code": code, "attempts": attempts, "last_error": outcome.errors})

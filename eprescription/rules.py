@@ -7,12 +7,12 @@ can point at the line. Rule ids are those of ``../shared/specs/eprescription.md`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from eprescription.codes import prescription_type
 from eprescription.schemas import RuleProblem
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -133,7 +133,7 @@ def _lines(facts: DraftFacts) -> list[RuleProblem]:
     if not facts.lines:
         return [RuleProblem("VN-1.8", "lines", "Đơn thuốc chưa có thuốc nào. The prescription has no lines.")]
     found: list[RuleProblem] = []
-    types = {_form(line.control_class) for line in facts.lines}
+    types = {prescription_type([line.control_class]) for line in facts.lines}  # type: ignore[list-item]
     if len(types) > 1:
         found.append(RuleProblem(
             "VN-3.1", "lines", "Không kê chung thuốc thường, gây nghiện (N) và hướng thần/tiền chất (H) trong một "
@@ -159,10 +159,6 @@ def _lines(facts: DraftFacts) -> list[RuleProblem]:
             "sửa đơn đó (tạo đơn thay thế) thay vì kê đơn thứ hai. This consultation already has an open normal "
             "prescription; amend it instead."))
     return found
-
-
-def _form(control_class: str) -> str:
-    return {"none": "c", "narcotic": "n"}.get(control_class, "h")
 
 
 def _duration(facts: DraftFacts, line: LineFacts, at: str) -> list[RuleProblem]:
@@ -209,7 +205,3 @@ def instructions(dose_per_time: float, dose_unit: str, times_per_day: int, usage
         return f"0{text}" if value < 10 and value == int(value) else text
     text = f"Mỗi lần {padded(dose_per_time)} {dose_unit}, ngày {padded(times_per_day)} lần"
     return f"{text}. {usage}" if usage else text
-
-
-def mixed(lines: Sequence[LineFacts]) -> bool:
-    return len({_form(line.control_class) for line in lines}) > 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -21,13 +21,14 @@ import msgspec
 
 from api import audit
 from api.audit import AuditContext
+from api.auth import db as auth_db
 from api.auth import totp
 from api.auth.principal import Principal
 from api.auth.secrets_box import unseal
 from api.db import Conn
 from api.settings import Settings
 from eprescription import checks, db, national_sync, rules, signing
-from eprescription.codes import new_code
+from eprescription.codes import new_code, prescription_type
 from eprescription.errors import (
     OverrideRequired,
     PrescribingNotAllowed,
@@ -305,8 +306,7 @@ async def sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_
             step = await _verify_signing_code(conn, settings, principal, data.totp_code)
             if step is not None:
                 content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings)
-                await conn.execute("UPDATE accounts SET totp_last_step = greatest(totp_last_step, $2) WHERE id = $1",
-                                   principal.account_id, step)
+                await auth_db.record_successful_login(conn, principal.account_id, step)
                 await audit.record(conn, ctx, "prescription.signed", target_type="prescription", target_id=rx_id,
                                    subject_patient_id=rx.patient_id, details={
                                        "code": content.code, "findings": len(findings),
@@ -337,11 +337,8 @@ async def _verify_signing_code(conn: Conn, settings: Settings, principal: Princi
     secret = unseal(settings.data_key, account.totp_secret_enc, principal.account_id.bytes).decode()
     step = totp.matching_step(secret, code, account.totp_last_step)
     if step is None:
-        await conn.execute(
-            """UPDATE accounts SET failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-                      locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3)
-                                     ELSE locked_until END
-               WHERE id = $1""", principal.account_id, settings.staff_max_failed_logins, settings.staff_lockout_s)
+        await auth_db.record_failed_login(conn, principal.account_id, settings.staff_max_failed_logins,
+                                          settings.staff_lockout_s)
     return step
 
 
@@ -361,9 +358,8 @@ async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID) -> db.Ke
 async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db.DraftRow,
                  line_rows: Sequence[db.LineRow], evaluation: _Evaluation, findings: Sequence[Finding]
                  ) -> SignedContent:
-    classes = {evaluation.drugs[r.drug_id].control_class for r in line_rows}
-    rx_type: Literal["c", "n", "h"] = "n" if "narcotic" in classes else (
-        "h" if classes & {"psychotropic", "precursor"} else "c")
+    rx_type = prescription_type(evaluation.drugs[r.drug_id].control_class  # type: ignore[misc]
+                                for r in line_rows)
     replaces_code = None
     if rx.replaces_id is not None:
         # VN-1.15: the replaced prescription stops being dispensable in the same transaction the new one is issued
@@ -383,8 +379,6 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
                             address=patient.guardian_address or "")
     for _ in range(_CODE_ATTEMPTS):
         code = str(new_code(c.facility_code, rx_type))
-        if await db.code_taken(conn, code):
-            continue  # VN-3.5: retry on a collision; the unique index still guards concurrent issuers
         content = SignedContent(
             prescription_id=rx.id, code=code, rx_type=rx_type, issued_at=issued_at,
             valid_until=rules.valid_until(issued_at), consultation_id=c.id, telemedicine=True,
@@ -424,7 +418,7 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
                 raise PrescriptionRuleViolated([RuleProblem(
                     "VN-1.10", "consultation_id", "Lần khám này đã có một đơn thuốc thường đang hiệu lực. This "
                     "consultation already has an open normal prescription; amend it instead.")]) from None
-            continue  # the code was taken by a concurrent issuer between our check and our write
+            continue  # VN-3.5: the random part is taken in this facility (UNIQUE index); draw another
         await national_sync.enqueue(conn, content, signature)
         return content
     raise PrescriptionStateConflict("Could not allocate a unique prescription code; try again.")
@@ -505,15 +499,12 @@ async def expire_prescriptions(pool: asyncpg.Pool, settings: Settings) -> int:
     async with pool.acquire() as conn, conn.transaction():
         expired = await db.expire_due(conn)
         for rx_id in expired:
-            await audit.record(conn, _SYSTEM, "prescription.expired", target_type="prescription", target_id=rx_id)
+            await audit.record(conn, audit.SYSTEM, "prescription.expired", target_type="prescription", target_id=rx_id)
         for rx_id in await db.settle_lapsed_holds(conn):
-            await audit.record(conn, _SYSTEM, "prescription.cancelled", target_type="prescription", target_id=rx_id,
+            await audit.record(conn, audit.SYSTEM, "prescription.cancelled", target_type="prescription",
+                               target_id=rx_id,
                                details={"why": "the holding pharmacy's hold lapsed during a pending cancellation"})
     return len(expired)
-
-
-_SYSTEM = AuditContext(actor_account_id=None, actor_role="system", client_ip=None, user_agent="lienthong worker",
-                       request_id=None)
 
 
 # ------------------------------------------------------------------------------------------- reads
@@ -581,26 +572,6 @@ async def signature_document(pool: asyncpg.Pool, principal: Principal, rx_id: UU
     return SignatureDocument(prescription_id=found.id, code=found.code, algorithm="Ed25519",
                              key_id=found.signing_key_id, content=signing.b64url(found.signed_content),
                              signature=signing.b64url(found.signature))
-
-
-async def verify_stored(conn: Conn, rx_id: UUID) -> bool:
-    """The stored signature verifies over the stored content, and that content is what the rows say now (so an
-    edit that went around the triggers is caught too)."""
-    found = await db.signature(conn, rx_id)
-    if found is None or not signing.verify(found.public_key, found.signed_content, found.signature):
-        return False
-    content = msgspec.json.decode(found.signed_content, type=SignedContent)
-    rx = await db.prescription(conn, rx_id)
-    rows = await db.lines(conn, rx_id)
-    assert rx is not None
-    signed_lines = [(li.position, li.drug_id, li.dose_per_time, li.dose_unit, li.times_per_day, li.days, li.quantity,
-                     li.quantity_unit, li.usage) for li in content.lines]
-    current_lines = [(r.position, r.drug_id, r.dose_per_time, r.dose_unit, r.times_per_day, r.days, r.quantity,
-                      r.quantity_unit, r.usage) for r in rows]
-    return (content.code == rx.code and content.prescription_id == rx.id and content.rx_type == rx.rx_type
-            and content.valid_until == rx.valid_until and content.patient.id == rx.patient_id
-            and content.doctor.id == rx.doctor_id and content.advice == rx.advice
-            and content.diagnoses == rx.diagnoses and signed_lines == current_lines)
 
 
 async def qr_payload(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID,

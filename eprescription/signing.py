@@ -15,14 +15,18 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
+import msgspec
 import segno
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from api.auth.secrets_box import seal, unseal
+from eprescription.schemas import SignedContent
 
 QR_PREFIX = "LT1"
 # domain separation: a prescription signature can never be replayed as a QR signature, or the reverse
@@ -53,6 +57,18 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def content_matches_record(public_key: bytes, signed_content: bytes, signature: bytes, *, code: str,
+                           valid_until: datetime, lines: Sequence[tuple[int, UUID, int]]) -> bool:
+    """The prescriber's signature verifies over the stored content, and that content says what the rows say now:
+    code, validity and each line's (position, drug, quantity). An edit that went around the database's triggers
+    is caught here, wherever a prescription is trusted (the pharmacy counter)."""
+    if not verify(public_key, signed_content, signature):
+        return False
+    content = msgspec.json.decode(signed_content, type=SignedContent)
+    return (content.code == code and content.valid_until == valid_until
+            and [(li.position, li.drug_id, li.quantity) for li in content.lines] == list(lines))
 
 
 def b64url(data: bytes) -> str:

@@ -24,9 +24,8 @@ from api.db import Conn
 from api.errors import Conflict, DomainError, FieldError, Forbidden, InvalidInput, NotFound
 from api.settings import Settings
 from eprescription import rules, signing
-from eprescription.codes import InvalidPrescriptionCode, parse_code
+from eprescription.codes import InvalidPrescriptionCode, parse_code, prescription_type
 from eprescription.errors import PrescriptionExpired, PrescriptionNotFound, QrInvalid
-from eprescription.schemas import SignedContent
 from pharmacy_link import dispensing_db as db
 from pharmacy_link import national_report
 from pharmacy_link.api_keys import PharmacyInactive
@@ -110,19 +109,13 @@ def _qr_verifies(data: VerifyIn, rx: db.RxAtPharmacy) -> bool:
     if data.qr is None:
         return True
     _, key_id, qr_signature = signing.parse_qr(data.qr)
-    content = msgspec.json.decode(rx.signed_content, type=SignedContent)
-    return key_id == content.signing_key_id and signing.verify(rx.public_key, signing.qr_message(rx.code),
-                                                               qr_signature)
+    return key_id == rx.signing_key_id and signing.verify(rx.public_key, signing.qr_message(rx.code), qr_signature)
 
 
 def signature_valid(rx: db.RxAtPharmacy) -> bool:
-    """The prescriber's signature verifies and the signed content is what the rows say (code, lines, quantities)."""
-    if not signing.verify(rx.public_key, rx.signed_content, rx.signature):
-        return False
-    content = msgspec.json.decode(rx.signed_content, type=SignedContent)
-    return (content.code == rx.code and content.valid_until == rx.valid_until
-            and [(li.position, li.drug_id, li.quantity) for li in content.lines]
-            == [(li.position, li.drug_id, li.quantity) for li in rx.lines])
+    return signing.content_matches_record(rx.public_key, rx.signed_content, rx.signature, code=rx.code,
+                                          valid_until=rx.valid_until,
+                                          lines=[(li.position, li.drug_id, li.quantity) for li in rx.lines])
 
 
 def effective_status(rx: db.RxAtPharmacy, now: datetime) -> str:
@@ -161,8 +154,7 @@ def _reasons(rx: db.RxAtPharmacy, status: str, pharmacy_id: UUID, valid_signatur
 def _warnings(rx: db.RxAtPharmacy) -> list[str]:
     """PH-1: the form must match the most controlled drug on it (VN-3.6); N/H need the recipient's ID (PH-6)."""
     warnings = []
-    classes = {line.control_class for line in rx.lines}
-    expected = "n" if "narcotic" in classes else ("h" if classes & {"psychotropic", "precursor"} else "c")
+    expected = prescription_type(line.control_class for line in rx.lines)  # type: ignore[misc]
     if expected != rx.rx_type:
         warnings.append(f"The prescription form ({rx.rx_type}) does not match its drugs ({expected}) (PH-1): "
                         "do not dispense the controlled drugs.")

@@ -43,6 +43,7 @@ class RxAtPharmacy(msgspec.Struct):
     hold_expires_at: datetime | None
     signed_content: bytes
     signature: bytes
+    signing_key_id: UUID
     public_key: bytes
     patient_id: UUID
     patient_name: str
@@ -60,7 +61,8 @@ class RxAtPharmacy(msgspec.Struct):
 
 _LOAD = """
     SELECT p.id, p.code, p.status, p.rx_type, p.issued_at, p.valid_until, p.holder_pharmacy_id, p.hold_expires_at,
-           p.signed_content, p.signature, k.public_key, p.patient_id, pt.full_name AS patient_name, pt.date_of_birth,
+           p.signed_content, p.signature, p.signing_key_id, k.public_key, p.patient_id,
+           pt.full_name AS patient_name, pt.date_of_birth,
            pt.sex, pt.citizen_id, pt.address, pt.weight_kg::float8 AS weight_kg, a.full_name AS doctor_name,
            d.licence_number, f.code AS facility_code, f.name AS facility_name,
            (SELECT json_agg(json_build_object(

@@ -26,7 +26,6 @@ import asyncpg
 import msgspec
 
 from api import audit
-from api.audit import AuditContext
 from api.db import Conn
 from api.settings import Settings
 from eprescription.national import NationalClient, NationalError, NationalNotFound, NationalRejected, SoldReport
@@ -44,7 +43,6 @@ from eprescription.schemas import SignedLine
 log = logging.getLogger(__name__)
 
 WORST_CASE_CALLS = 1  # API-7 needs no login: one call, so a row needs one call's timeouts of lease left
-_SYSTEM = AuditContext(None, "system", None, "lienthong worker", None)
 # API-7 fields that come from the pharmacy registry, with what to tell the administrator when one is missing
 _PHARMACY_FIELDS = (
     ("ma_dinh_danh_co_so_cung_ung_thuoc", "mã định danh cơ sở cung ứng thuốc", "national outlet id"),
@@ -364,5 +362,6 @@ async def _record(pool: asyncpg.Pool, row: _Claimed, outcome: _Outcome) -> None:
 
 
 async def _audit(conn: Conn, dispense_id: UUID, patient_id: UUID, outcome: str, details: dict[str, Any]) -> None:
-    await audit.record(conn, _SYSTEM, f"dispense.national_{outcome}", target_type="dispense", target_id=dispense_id,
+    await audit.record(conn, audit.SYSTEM, f"dispense.national_{outcome}", target_type="dispense",
+                       target_id=dispense_id,
                        subject_patient_id=patient_id, details=details)

@@ -17,7 +17,6 @@ from api import db
 from api.auth.secrets_box import unseal
 from api.settings import Settings
 from eprescription import signing
-from eprescription.service import verify_stored
 from tests.consultations.factories import make_consultation
 from tests.eprescription.factories import behind_the_apps_back
 from tests.eprescription.prescribing import draft, line, patient_headers, sign, staff_headers
@@ -81,14 +80,21 @@ async def test_a_change_made_behind_the_applications_back_is_detected(client: Cl
                                                                       settings: Settings,
                                                                       database: db.DatabaseTarget) -> None:
     rx, _ = await _signed(client, pool, settings)
-    async with pool.acquire() as conn:
-        assert await verify_stored(conn, UUID(rx["id"]))
+    pharmacist = await staff_headers(pool, settings, "ds.hoa")
+    before = (await client.post("/dispensing/verify", headers=pharmacist, json={"code": rx["code"]})).json()
+    assert before["signature_valid"] and before["dispensable"]
     # someone with database rights switches the triggers off and raises a quantity
     await behind_the_apps_back(
         database, "prescription_lines",
         "UPDATE prescription_lines SET quantity = 90 WHERE prescription_id = $1 AND position = 1", UUID(rx["id"]))
-    async with pool.acquire() as conn:
-        assert not await verify_stored(conn, UUID(rx["id"]))
+    after = (await client.post("/dispensing/verify", headers=pharmacist, json={"code": rx["code"]})).json()
+    assert not after["signature_valid"] and not after["dispensable"]
+    refused = await client.post(f"/dispensing/prescriptions/{rx['code']}/dispenses",
+                                headers={**pharmacist, "Idempotency-Key": "tampered-0001"}, json={
+                                    "invoice_number": "HD1", "recipient": {"full_name": "Nguyễn Thị Mai"},
+                                    "lines": [{"position": 1, "quantity": 90, "lot_number": "L1",
+                                               "expiry_date": "2099-01-01", "unit_price_vnd": 1000}]})
+    assert refused.status_code == 409 and refused.json()["type"] == "/problems/prescription-signature-invalid"
 
 
 async def test_the_private_key_is_never_stored_in_clear(client: Client, pool: asyncpg.Pool,
