@@ -61,7 +61,8 @@ def platform() -> Iterator[Platform]:
                 await pool.close()
 
         asyncio.run(prepare())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "SMS_", "DATABASE_URL"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "DATABASE_URL"))}
         env.update({
             "LIENTHONG_MODE": "demo", "DATABASE_URL": cluster.app_dsn(), "LIENTHONG_DATA_DIR": str(base),
             "LIENTHONG_JWT_SECRET": settings.jwt_secret,

@@ -167,7 +167,8 @@ def free_port() -> int:
 
 def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment that makes a separate process load the same settings as the in-process app."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "SMS_", "DATABASE_URL"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "DATABASE_URL"))}
     env.update({
         "LIENTHONG_MODE": settings.mode, "DATABASE_URL": settings.database_url or "",
         "LIENTHONG_DATA_DIR": str(settings.data_dir), "LIENTHONG_JWT_SECRET": settings.jwt_secret,
