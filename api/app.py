@@ -32,7 +32,11 @@ from api.worker import run_worker
 from consultations.routes import ConsultationController, DoctorController, icd10_search
 from eprescription.catalogue_routes import DrugController, DrugImportController
 from eprescription.routes import PrescriptionController
+from notifications.dev_inbox import dev_inbox
+from notifications.device_routes import DeviceController
+from notifications.routes import NotificationAdminController, NotificationController
 from notifications.sms import SmsGateway, SmsGatewayConfig
+from notifications.vaccination_routes import VaccinationController, VaccineController
 from pharmacy_link.dispensing_routes import DispensingController
 from pharmacy_link.routes import (
     PharmacyAdminController,
@@ -76,14 +80,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await db.check_schema(pool)
             app.state.pool = pool
             app.state.sms = sms
-            worker = asyncio.create_task(run_worker(pool, settings)) if settings.run_worker else None
+            background = []
+            if settings.run_worker:
+                background.append(asyncio.create_task(run_worker(pool, settings)))
+            push = None
+            if settings.run_dispatcher:
+                # imported here: firebase-admin and its Google libraries load only where pushes are sent
+                from notifications.dispatcher import Dispatcher  # noqa: PLC0415
+                from notifications.fcm import push_sender_for  # noqa: PLC0415
+
+                # the SDK's async HTTP client binds to the loop that first uses it: created here, in the app's loop
+                push = push_sender_for(settings)
+                background.append(asyncio.create_task(Dispatcher(pool, settings, push, sms).run()))
             try:
                 yield
             finally:
-                if worker is not None:
-                    worker.cancel()
+                for task in background:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await worker
+                        await task
+                if push is not None:
+                    await push.close()
         finally:
             sms.close()
             await pool.close()
@@ -120,10 +137,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DispensingController,
             DoctorController, ConsultationController, icd10_search,
             CallController, signaling, DrugController, DrugImportController, PrescriptionController,
-            PrecallController, RecordingController,
+            PrecallController, RecordingController, VaccineController, VaccinationController,
+            NotificationController, NotificationAdminController, DeviceController,
             health.live, health.ready, docs_redirect,
             create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],
                                        opt={"public": True}, include_in_schema=False),
+            *([dev_inbox] if settings.mode == "demo" and (settings.uses_sms_sandbox or settings.uses_fcm_sandbox)
+              else []),
         ],
         dependencies={"pool": Provide(provide_pool, sync_to_thread=False),
                       "sms": Provide(provide_sms, sync_to_thread=False),

@@ -1,4 +1,5 @@
-"""The ``lienthong`` command: serve, migrate, seed-demo, worker, media-worker, createuser, import-drugs, db-stop."""
+"""The ``lienthong`` command: serve, migrate, seed-demo, worker, dispatcher, media-worker, createuser, import-drugs,
+db-stop."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -122,6 +125,7 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
 
     from api.app import create_app  # noqa: PLC0415
     from eprescription.national_sandbox import NationalRxSandbox  # noqa: PLC0415
+    from notifications.fcm_sandbox import FcmSandbox, demo_service_account  # noqa: PLC0415
     from notifications.sms_sandbox import SmsSandbox  # noqa: PLC0415
 
     we_started_db = settings.uses_embedded_db and not embedded_pg.is_running(settings.data_dir)
@@ -139,6 +143,12 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
                              secret_key=settings.sms_secret_key, brandnames=(settings.sms_brandname,))
         sandbox.start()
         _say(f"SMS sandbox listening on {sandbox.base_url} (inbox: {sandbox.base_url}/inbox)")
+    fcm = None
+    if settings.uses_fcm_sandbox:
+        fcm = FcmSandbox(port=settings.fcm_sandbox_port, project_id=settings.fcm_project_id)
+        fcm.trust_service_account(demo_service_account(settings))
+        fcm.start()
+        _say(f"FCM sandbox listening on {fcm.base_url} (received pushes: {fcm.base_url}/inbox)")
     national = None
     if settings.uses_national_rx_sandbox:
         national = NationalRxSandbox(
@@ -162,6 +172,8 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
     finally:
         if national is not None:
             national.stop()
+        if fcm is not None:
+            fcm.stop()
         if sandbox is not None:
             sandbox.stop()
         if we_started_db:
@@ -185,6 +197,17 @@ def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run_until_signalled(job: Coroutine[Any, Any, None], what: str) -> None:
+    """Run a background loop until SIGINT or SIGTERM cancels it."""
+    task = asyncio.create_task(job)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    _say(f"{what} running; Ctrl-C to stop.")
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from api.worker import run_worker  # noqa: PLC0415
 
@@ -193,14 +216,31 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         pool = await db.create_pool(target, settings)
         try:
             await db.check_schema(pool)
-            task = asyncio.create_task(run_worker(pool, settings))
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, task.cancel)
-            _say("Worker running; Ctrl-C to stop.")
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _run_until_signalled(run_worker(pool, settings), "Worker")
         finally:
+            await pool.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_dispatcher(settings: Settings, args: argparse.Namespace) -> int:
+    """One more notification dispatcher beside those of running servers (they share the outbox safely)."""
+    from api.app import sms_gateway_for  # noqa: PLC0415
+    from notifications.dispatcher import Dispatcher  # noqa: PLC0415
+    from notifications.fcm import push_sender_for  # noqa: PLC0415
+
+    async def main() -> None:
+        target = await asyncio.to_thread(db.resolve_target, settings)
+        pool = await db.create_pool(target, with_overrides(settings, db_pool_min=1, db_pool_max=3))
+        sms = sms_gateway_for(settings)
+        push = push_sender_for(settings)
+        try:
+            await db.check_schema(pool)
+            await _run_until_signalled(Dispatcher(pool, settings, push, sms).run(), "Notification dispatcher")
+        finally:
+            await push.close()
+            sms.close()
             await pool.close()
 
     asyncio.run(main())
@@ -308,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="load the demo data (demo mode)").set_defaults(func=cmd_seed_demo)
     sub.add_parser("worker", help="run background workers without the API").set_defaults(func=cmd_worker)
+    sub.add_parser("dispatcher", help="run a notification dispatcher without the API").set_defaults(
+        func=cmd_dispatcher)
     media = sub.add_parser("media-worker", help="run the aiortc media worker (pre-call test, recording) alone")
     media.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1; keep it private)")
     media.add_argument("--port", type=int, default=8010, help="listen port (default 8010)")

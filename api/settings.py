@@ -79,6 +79,18 @@ class Settings:
     national_rx_app_name: str = "lienthong"
     national_rx_app_key: str = "sandbox-app-key"
     national_rx_sandbox_port: int = 8026
+    fcm_credentials_file: Path | None = None
+    fcm_project_id: str = "lienthong-demo"
+    fcm_sandbox_port: int = 8027
+    fcm_timeout_s: int = 10
+    run_dispatcher: bool = True
+    notification_batch: int = 200
+    notification_max_attempts: int = 6
+    notification_lease_s: int = 120
+    notification_daily_cap: int = 6
+    notification_quiet_start_hour: int = 20
+    notification_quiet_end_hour: int = 8
+    push_fallback_minutes: int = 240
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -91,6 +103,10 @@ class Settings:
     @property
     def uses_national_rx_sandbox(self) -> bool:
         return self.national_rx_url is None
+
+    @property
+    def uses_fcm_sandbox(self) -> bool:
+        return self.fcm_credentials_file is None
 
 
 # (variable, default shown in README, meaning); the order is the README's.
@@ -167,6 +183,24 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "software vendor."),
     ("NATIONAL_RX_APP_KEY", "sandbox-app-key", "`app-key` header for the pharmacy-side calls (API-6/7)."),
     ("NATIONAL_RX_SANDBOX_PORT", "8026", "Port of the local national e-prescription sandbox."),
+    ("FCM_CREDENTIALS_FILE", "(unset)", "Firebase service-account JSON file for push (FCM HTTP v1). Unset: the "
+     "local FCM sandbox, with a demo service account generated in `LIENTHONG_DATA_DIR`."),
+    ("FCM_PROJECT_ID", "lienthong-demo", "Firebase project id; with a credentials file, the file's `project_id` "
+     "wins when this is unset."),
+    ("FCM_SANDBOX_PORT", "8027", "Port of the local FCM sandbox (received pushes at `/inbox`)."),
+    ("FCM_TIMEOUT", "10", "firebase-admin `httpTimeout`, seconds."),
+    ("LIENTHONG_RUN_DISPATCHER", "true", "Run a notification dispatcher inside `lienthong serve`; more can run "
+     "with `lienthong dispatcher`."),
+    ("LIENTHONG_NOTIFICATION_BATCH", "200", "Outbox rows one dispatcher claims at a time."),
+    ("LIENTHONG_NOTIFICATION_MAX_ATTEMPTS", "6", "Send attempts before a notification is dead-lettered."),
+    ("LIENTHONG_NOTIFICATION_LEASE", "120", "Seconds a claimed notification stays locked to its dispatcher; a "
+     "crashed dispatcher's rows are taken over after it."),
+    ("LIENTHONG_NOTIFICATION_DAILY_CAP", "6", "Reminders one account receives per Vietnam calendar day; more wait "
+     "for the next day (security, call and payment messages are not capped)."),
+    ("LIENTHONG_QUIET_START_HOUR", "20", "Reminders are not sent from this hour (Asia/Ho_Chi_Minh) ..."),
+    ("LIENTHONG_QUIET_END_HOUR", "8", "... until this hour; OTP and call-starting messages are exempt."),
+    ("LIENTHONG_PUSH_FALLBACK_MINUTES", "240", "A vaccination push not opened within this time is also sent by "
+     "SMS."),
 )
 
 _DEMO_SECRETS_FILE = "demo-secrets.json"
@@ -300,6 +334,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if not env.get(name):
                 raise SettingsError(f"{name} is required when LIENTHONG_MODE=production")
 
+    fcm_file_raw = env.get("FCM_CREDENTIALS_FILE") or None
+    fcm_credentials_file = Path(fcm_file_raw).expanduser().resolve() if fcm_file_raw else None
+    if mode == "production" and fcm_credentials_file is None:
+        raise SettingsError("FCM_CREDENTIALS_FILE is required when LIENTHONG_MODE=production "
+                            "(the sandbox is demo-only)")
+    if fcm_credentials_file is not None and not fcm_credentials_file.is_file():
+        raise SettingsError(f"FCM_CREDENTIALS_FILE names no readable file: {fcm_credentials_file}")
+    quiet_start = _int(env, "LIENTHONG_QUIET_START_HOUR", 20)
+    quiet_end = _int(env, "LIENTHONG_QUIET_END_HOUR", 8)
+    for name, hour in (("LIENTHONG_QUIET_START_HOUR", quiet_start), ("LIENTHONG_QUIET_END_HOUR", quiet_end)):
+        if hour > 23:
+            raise SettingsError(f"{name} must be an hour from 0 to 23, got {hour}")
+
     return Settings(
         mode=mode,  # type: ignore[arg-type]  # checked against the Literal above
         database_url=database_url,
@@ -356,6 +403,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         national_rx_app_name=env.get("NATIONAL_RX_APP_NAME") or "lienthong",
         national_rx_app_key=env.get("NATIONAL_RX_APP_KEY") or "sandbox-app-key",
         national_rx_sandbox_port=_port(env, "NATIONAL_RX_SANDBOX_PORT", 8026),
+        fcm_credentials_file=fcm_credentials_file,
+        fcm_project_id=env.get("FCM_PROJECT_ID") or "lienthong-demo",
+        fcm_sandbox_port=_port(env, "FCM_SANDBOX_PORT", 8027),
+        fcm_timeout_s=_int(env, "FCM_TIMEOUT", 10, minimum=1),
+        run_dispatcher=_bool(env, "LIENTHONG_RUN_DISPATCHER", True),
+        notification_batch=_int(env, "LIENTHONG_NOTIFICATION_BATCH", 200, minimum=1),
+        notification_max_attempts=_int(env, "LIENTHONG_NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1),
+        notification_lease_s=_int(env, "LIENTHONG_NOTIFICATION_LEASE", 120, minimum=1),
+        notification_daily_cap=_int(env, "LIENTHONG_NOTIFICATION_DAILY_CAP", 6, minimum=1),
+        notification_quiet_start_hour=quiet_start,
+        notification_quiet_end_hour=quiet_end,
+        push_fallback_minutes=_int(env, "LIENTHONG_PUSH_FALLBACK_MINUTES", 240, minimum=1),
     )
 
 

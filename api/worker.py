@@ -15,6 +15,7 @@ from api.settings import Settings
 from consultations import service as consultations_service
 from eprescription import national_sync
 from eprescription import service as eprescription_service
+from notifications.vaccination_reminders import schedule_vaccination_reminders
 from pharmacy_link import national_report
 
 log = logging.getLogger("lienthong.worker")
@@ -34,6 +35,14 @@ async def settle_no_shows(pool: asyncpg.Pool, settings: Settings) -> None:
 
 async def expire_prescriptions(pool: asyncpg.Pool, settings: Settings) -> None:
     await eprescription_service.expire_prescriptions(pool, settings)
+
+
+async def vaccination_reminders(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Spec §2.2: today's D-7/D-1/D0 reminders and D+7/D+30 recalls. Hourly rather than daily, so a process started
+    at any time of day catches up; each reminder's idempotency key makes every run after the first add nothing."""
+    created = await schedule_vaccination_reminders(pool, settings)
+    if created:
+        log.info("vaccination reminders queued", extra={"rows": created})
 
 
 NATIONAL_BATCH = 20
@@ -58,6 +67,7 @@ JOBS: tuple[tuple[str, float, Job], ...] = (
     ("send_national_prescriptions", 5.0, send_national_prescriptions),
     ("report_national_sales", 5.0, report_national_sales),
     ("expire_prescriptions", 60.0, expire_prescriptions),
+    ("vaccination_reminders", 3600.0, vaccination_reminders),
 )
 
 

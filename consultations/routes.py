@@ -120,8 +120,9 @@ class ConsultationController(Controller):
 
     @post("/{consultation_id:uuid}/start", status_code=200, guards=[requires_role("doctor")],
           summary="Treating doctor: start the call")
-    async def start(self, consultation_id: FromPath[UUID], request: Req, pool: Pool) -> Consultation:
-        return await service.doctor_start(pool, request.user, consultation_id, audit_context(request))
+    async def start(self, consultation_id: FromPath[UUID], request: Req, pool: Pool,
+                    settings: AppSettings) -> Consultation:
+        return await service.doctor_start(pool, settings, request.user, consultation_id, audit_context(request))
 
     @post("/{consultation_id:uuid}/complete", status_code=200, guards=[requires_role("doctor")],
           summary="Treating doctor: end the call; the consultation is completed")

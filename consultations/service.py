@@ -29,7 +29,7 @@ from api.db import Conn
 from api.errors import InvalidInput, NotFound
 from api.patients import db as patients_db
 from api.settings import Settings
-from consultations import db, slots
+from consultations import db, notices, slots
 from consultations.errors import (
     ConsentRequired,
     ConsultationNotFound,
@@ -235,13 +235,14 @@ async def book(pool: asyncpg.Pool, settings: Settings, principal: Principal, dat
                                       {"starts_at": match[0].isoformat(), "fee_vnd": fee_vnd})
                 await audit.record(conn, ctx, "consultation.booked", target_type="consultation",
                                    target_id=consultation_id, subject_patient_id=patient_id)
+                found = await db.consultation(conn, consultation_id)
+                assert found is not None
+                await notices.booked(conn, found, settings)
         except asyncpg.ExclusionViolationError as exc:
             # The database settles races: of N simultaneous bookings of one slot exactly one commits.
             if exc.constraint_name == "consultations_doctor_no_overlap":
                 raise SlotTaken("Someone booked this slot a moment ago; please choose another.") from None
             raise PatientDoubleBooked("You already have a consultation at that time.") from None
-        found = await db.consultation(conn, consultation_id)
-    assert found is not None
     return _local(found)
 
 
@@ -370,14 +371,18 @@ async def end_call(conn: Conn, consultation_id: UUID, ctx: AuditContext) -> Cons
     if c.status == "completed":
         return c
     _require(c, ("in_call",), "end the call of")
+    await notices.ended(conn, c)
     return await _transition(conn, c, "completed", ctx, "completed", call_ended_at=_now())
 
 
-async def doctor_start(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID,
+async def doctor_start(pool: asyncpg.Pool, settings: Settings, principal: Principal, consultation_id: UUID,
                        ctx: AuditContext) -> Consultation:
     async with pool.acquire() as conn, conn.transaction():
-        await _as_treating_doctor(conn, principal, consultation_id, "start the call")
-        return _local(await start_call(conn, consultation_id, ctx))
+        before = await _as_treating_doctor(conn, principal, consultation_id, "start the call", lock=True)
+        started = await start_call(conn, consultation_id, ctx)
+        if before.status != "in_call":  # the patient may still be in another app: tell them the doctor is there
+            await notices.call_started(conn, started, settings)
+        return _local(started)
 
 
 async def doctor_complete(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID,
@@ -402,12 +407,14 @@ async def cancel(pool: asyncpg.Pool, settings: Settings, principal: Principal, c
                                         {"reason": reason, "late": late}, cancelled_at=now,
                                         cancelled_by=principal.account_id, cancel_reason=reason,
                                         late_cancellation=late)
+            await notices.ended(conn, c)
         else:
             # The doctor cancelling is never the patient's fault: a paid booking is owed back in full.
             updated = await _transition(conn, c, "cancelled_by_doctor", ctx, "cancelled_by_doctor",
                                         {"reason": reason, "refund_due": c.fee_vnd > 0}, cancelled_at=now,
                                         cancelled_by=principal.account_id, cancel_reason=reason,
                                         refund_due=c.fee_vnd > 0)
+            await notices.cancelled_by_doctor(conn, c, settings)
         return _local(updated)
 
 
@@ -418,6 +425,7 @@ async def mark_no_show(pool: asyncpg.Pool, settings: Settings, principal: Princi
         _require(c, ("booked",), "mark as no-show")
         if _now() < c.starts_at + timedelta(minutes=settings.no_show_after_min):
             raise OutsideWindow(f"A patient is a no-show only {settings.no_show_after_min} minutes after the start.")
+        await notices.ended(conn, c)
         return _local(await _transition(conn, c, "no_show", ctx, "no_show", {"by": "doctor"}))
 
 
@@ -431,12 +439,14 @@ async def settle_no_shows(pool: asyncpg.Pool, settings: Settings) -> int:
         for consultation_id in await db.due_no_shows(conn, now - timedelta(minutes=settings.no_show_after_min), 200):
             c = await lock_consultation(conn, consultation_id)
             await _transition(conn, c, "no_show", ctx, "no_show", {"by": "system"})
+            await notices.ended(conn, c)
             settled += 1
         for consultation_id in await db.due_doctor_no_shows(conn, now, 200):
             c = await lock_consultation(conn, consultation_id)
             await _transition(conn, c, "cancelled_by_doctor", ctx, "cancelled_by_doctor",
                               {"reason": "doctor_no_show", "refund_due": c.fee_vnd > 0}, cancelled_at=now,
                               cancel_reason="doctor_no_show", refund_due=c.fee_vnd > 0)
+            await notices.cancelled_by_doctor(conn, c, settings)
             settled += 1
     return settled
 

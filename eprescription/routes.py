@@ -102,8 +102,9 @@ class PrescriptionController(Controller):
 
     @post("/{rx_id:uuid}/cancel", guards=[DOCTOR], status_code=HTTP_200_OK,
           summary="Cancel, or request cancellation while a pharmacy holds it (its doctor)")
-    async def cancel(self, request: Req, rx_id: FromPath[UUID], data: JSONBody[CancelIn], pool: Pool) -> Prescription:
-        return await service.cancel(pool, request.user, rx_id, data, audit_context(request))
+    async def cancel(self, request: Req, rx_id: FromPath[UUID], data: JSONBody[CancelIn], pool: Pool,
+                     settings: AppSettings) -> Prescription:
+        return await service.cancel(pool, settings, request.user, rx_id, data, audit_context(request))
 
     @get("/{rx_id:uuid}/signature", guards=[READERS],
          summary="Signed content and signature for offline verification (its patient, doctor, admins; audited)")

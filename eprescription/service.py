@@ -27,7 +27,7 @@ from api.auth.principal import Principal
 from api.auth.secrets_box import unseal
 from api.db import Conn
 from api.settings import Settings
-from eprescription import checks, db, national_sync, rules, signing
+from eprescription import checks, db, national_sync, notices, rules, signing
 from eprescription.codes import new_code, prescription_type
 from eprescription.errors import (
     OverrideRequired,
@@ -420,6 +420,7 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
                     "consultation already has an open normal prescription; amend it instead.")]) from None
             continue  # VN-3.5: the random part is taken in this facility (UNIQUE index); draw another
         await national_sync.enqueue(conn, content, signature)
+        await notices.issued(conn, content, settings)
         return content
     raise PrescriptionStateConflict("Could not allocate a unique prescription code; try again.")
 
@@ -462,7 +463,7 @@ def _require_open_untouched(rx: db.DraftRow, action: str) -> None:
         raise PrescriptionStateConflict(f"Prescription {rx.code} is {rx.status}; it can no longer be {action}.")
 
 
-async def cancel(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, data: CancelIn,
+async def cancel(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID, data: CancelIn,
                  ctx: AuditContext) -> Prescription:
     """Spec §7.3 / NHS-6: cancelled at once while no pharmacy holds it (what remains of a partly dispensed one stops
     being dispensable); while a pharmacy holds it, pending_cancellation until that pharmacy returns it or its hold
@@ -489,6 +490,9 @@ async def cancel(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, data: Ca
                            action.removeprefix("prescription."))
         await audit.record(conn, ctx, action, target_type="prescription", target_id=rx_id,
                            subject_patient_id=rx.patient_id, details={"code": rx.code, "reason": data.reason})
+        assert rx.code is not None
+        await notices.cancelled(conn, prescription_id=rx_id, code=rx.code, patient_id=rx.patient_id,
+                                settings=settings)
         return await _present(conn, rx_id)
 
 

@@ -90,7 +90,13 @@ class SmsSandbox(LoopbackSandbox):
         self._messages: list[SandboxSms] = []  # oldest first
         self._accepted_request_ids: set[str] = set()
         self._faults: deque[tuple[FaultMode, float]] = deque()
+        self._received = 0
 
+    @property
+    def received(self) -> int:
+        """Send requests that reached the sandbox, whatever their answer (a stalled one counts on arrival)."""
+        with self._lock:
+            return self._received
 
     def messages(self, phone: str | None = None) -> list[SandboxSms]:
         """Accepted messages, newest first, optionally only those to ``phone`` (any accepted format)."""
@@ -100,8 +106,9 @@ class SmsSandbox(LoopbackSandbox):
         return [sms for sms in newest_first if wanted is None or sms.phone_e164 == wanted]
 
     def clear(self) -> int:
-        """Empty the inbox and forget its RequestIds; return how many messages were dropped."""
+        """Empty the inbox, forget its RequestIds and zero ``received``; return how many messages were dropped."""
         with self._lock:
+            self._received = 0
             dropped = len(self._messages)
             self._messages.clear()
             self._accepted_request_ids.clear()
@@ -120,6 +127,7 @@ class SmsSandbox(LoopbackSandbox):
 
     def _next_fault(self) -> tuple[FaultMode, float] | None:
         with self._lock:
+            self._received += 1
             return self._faults.popleft() if self._faults else None
 
     def _send(self, body: dict[str, Any]) -> dict[str, object]:

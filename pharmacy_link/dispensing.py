@@ -23,7 +23,7 @@ from api.auth.principal import Principal
 from api.db import Conn
 from api.errors import Conflict, DomainError, FieldError, Forbidden, InvalidInput, NotFound
 from api.settings import Settings
-from eprescription import rules, signing
+from eprescription import notices, rules, signing
 from eprescription.codes import InvalidPrescriptionCode, parse_code, prescription_type
 from eprescription.errors import PrescriptionExpired, PrescriptionNotFound, QrInvalid
 from pharmacy_link import dispensing_db as db
@@ -284,7 +284,6 @@ def _request_hash(code: str, data: DispenseIn) -> bytes:
 async def dispense(pool: asyncpg.Pool, settings: Settings, principal: Principal, raw_code: str, data: DispenseIn,
                    idempotency_key: str, ctx: AuditContext) -> tuple[Dispense, bool]:
     """(the dispense, whether it was created now); a retry with the same key returns the first result."""
-    del settings
     pharmacy_id = _pharmacy(principal)
     async with pool.acquire() as conn:
         try:
@@ -298,18 +297,20 @@ async def dispense(pool: asyncpg.Pool, settings: Settings, principal: Principal,
                         raise IdempotencyKeyReused("This Idempotency-Key was used for a different dispense request; "
                                                    "use a new key for a new sale.")
                     return await _present(conn, existing.id), False
-                dispense_id = await _dispense_locked(conn, principal, pharmacy_id, rx, data, idempotency_key,
-                                                     request_hash, ctx)
+                dispense_id = await _dispense_locked(conn, settings, principal, pharmacy_id, rx, data,
+                                                     idempotency_key, request_hash, ctx)
                 return await _present(conn, dispense_id), True
         except asyncpg.UniqueViolationError:
             # the same key, used at the same moment for another prescription of this pharmacy
             raise IdempotencyKeyReused("This Idempotency-Key is being used by another request.") from None
 
 
-async def _dispense_locked(conn: Conn, principal: Principal, pharmacy_id: UUID, rx: db.RxAtPharmacy,
-                           data: DispenseIn, idempotency_key: str, request_hash: bytes, ctx: AuditContext) -> UUID:
+async def _dispense_locked(conn: Conn, settings: Settings, principal: Principal, pharmacy_id: UUID,
+                           rx: db.RxAtPharmacy, data: DispenseIn, idempotency_key: str, request_hash: bytes,
+                           ctx: AuditContext) -> UUID:
     now = _now()
-    if not await db.pharmacy_active(conn, pharmacy_id):
+    pharmacy_name = await db.active_pharmacy_name(conn, pharmacy_id)
+    if pharmacy_name is None:
         raise PharmacyInactive("This pharmacy is deactivated in the registry; it cannot dispense.")
     _require_dispensable(rx, pharmacy_id, now)
     if not signature_valid(rx):
@@ -354,6 +355,9 @@ async def _dispense_locked(conn: Conn, principal: Principal, pharmacy_id: UUID, 
     await consume_stock(conn, pharmacy_id, [(item.substitute_drug_id or lines[item.position].drug_id, item.quantity)
                                             for item in data.lines])
     await db.event(conn, rx.id, status, pharmacy_id, dispense_id)
+    await notices.dispensed(conn, prescription_id=rx.id, code=rx.code, patient_id=rx.patient_id,
+                            dispense_id=dispense_id, complete=complete, pharmacy_name=pharmacy_name,
+                            valid_until=rx.valid_until, settings=settings)
     await audit.record(conn, ctx, "prescription.dispensed", target_type="dispense", target_id=dispense_id,
                        subject_patient_id=rx.patient_id,
                        details={"code": rx.code, "pharmacy_id": str(pharmacy_id), "status": status,

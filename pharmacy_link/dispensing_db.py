@@ -143,9 +143,10 @@ async def drug_facts(conn: Conn, ids: Sequence[UUID]) -> dict[UUID, SubstituteFa
     return {r["id"]: msgspec.convert(dict(r), SubstituteFacts) for r in rows}
 
 
-async def pharmacy_active(conn: Conn, pharmacy_id: UUID) -> bool:
-    active: bool | None = await conn.fetchval("SELECT active FROM pharmacies WHERE id = $1", pharmacy_id)
-    return bool(active)
+async def active_pharmacy_name(conn: Conn, pharmacy_id: UUID) -> str | None:
+    """The pharmacy's name, or None when it is deactivated (or unknown)."""
+    name: str | None = await conn.fetchval("SELECT name FROM pharmacies WHERE id = $1 AND active", pharmacy_id)
+    return name
 
 
 async def has_pharmacist_degree(conn: Conn, account_id: UUID) -> bool:

@@ -56,7 +56,7 @@ async def template_db(pg_cluster: embedded_pg.EmbeddedCluster) -> str:
 def test_settings(database_url: str, sms_url: str, data_dir: Path) -> Settings:
     return Settings(
         mode="demo", database_url=database_url, data_dir=data_dir, jwt_secret="test-jwt-secret-" + "x" * 32,
-        data_key=b"k" * 32, otp_pepper=b"p" * 32, sms_gateway_url=sms_url, run_worker=False,
+        data_key=b"k" * 32, otp_pepper=b"p" * 32, sms_gateway_url=sms_url, run_worker=False, run_dispatcher=False,
         db_pool_min=1, db_pool_max=8,
     )
 
@@ -168,13 +168,14 @@ def free_port() -> int:
 def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment that makes a separate process load the same settings as the in-process app."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "DATABASE_URL"))}
+           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "DATABASE_URL"))}
     env.update({
         "LIENTHONG_MODE": settings.mode, "DATABASE_URL": settings.database_url or "",
         "LIENTHONG_DATA_DIR": str(settings.data_dir), "LIENTHONG_JWT_SECRET": settings.jwt_secret,
         "LIENTHONG_DATA_KEY": base64.b64encode(settings.data_key).decode(),
         "LIENTHONG_OTP_PEPPER": base64.b64encode(settings.otp_pepper).decode(),
         "SMS_GATEWAY_URL": settings.sms_gateway_url or "", "LIENTHONG_RUN_WORKER": "false",
+        "LIENTHONG_RUN_DISPATCHER": "false",
     })
     env.update(extra)
     return env

@@ -21,6 +21,9 @@ def demo_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    service_account = data_dir / "firebase-service-account.json"
+    service_account.parent.mkdir(parents=True, exist_ok=True)
+    service_account.write_text('{"type": "service_account", "project_id": "lienthong-prod"}')
     env = {
         "LIENTHONG_MODE": "production",
         "LIENTHONG_DATA_DIR": str(data_dir),
@@ -33,6 +36,7 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "NATIONAL_RX_FACILITY_CODE": "79026",
         "NATIONAL_RX_FACILITY_PASSWORD": "facility-password-from-the-operator",
         "NATIONAL_RX_APP_KEY": "vendor-app-key-from-the-operator",
+        "FCM_CREDENTIALS_FILE": str(service_account),
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v != "<unset>"}
@@ -72,6 +76,13 @@ BAD = [
      "NATIONAL_RX_FACILITY_PASSWORD"),
     ("production-without-national-rx-app-key", "production", {"NATIONAL_RX_APP_KEY": "<unset>"},
      "NATIONAL_RX_APP_KEY"),
+    ("production-without-fcm-credentials", "production", {"FCM_CREDENTIALS_FILE": "<unset>"},
+     "FCM_CREDENTIALS_FILE"),
+    ("fcm-credentials-file-missing", "demo", {"FCM_CREDENTIALS_FILE": "/nonexistent/firebase.json"},
+     "FCM_CREDENTIALS_FILE"),
+    ("quiet-hour-out-of-range", "demo", {"LIENTHONG_QUIET_START_HOUR": "24"}, "LIENTHONG_QUIET_START_HOUR"),
+    ("notification-attempts-zero", "demo", {"LIENTHONG_NOTIFICATION_MAX_ATTEMPTS": "0"},
+     "LIENTHONG_NOTIFICATION_MAX_ATTEMPTS"),
 ]
 
 
@@ -158,4 +169,6 @@ def test_full_production_environment_loads(tmp_path: Path) -> None:
     assert settings.max_body_bytes == 2_097_152
     assert settings.log_level == "WARNING"
     assert settings.run_worker is False
+    assert not settings.uses_fcm_sandbox
+    assert settings.fcm_credentials_file == tmp_path / "firebase-service-account.json"
     assert not (tmp_path / "demo-secrets.json").exists()
