@@ -196,9 +196,10 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("LIENTHONG_NOTIFICATION_LEASE", "120", "Seconds a claimed notification stays locked to its dispatcher; a "
      "crashed dispatcher's rows are taken over after it."),
     ("LIENTHONG_NOTIFICATION_DAILY_CAP", "6", "Reminders one account receives per Vietnam calendar day; more wait "
-     "for the next day (security, call and payment messages are not capped)."),
+     "for the next day (confirmations, calls and security messages are not capped)."),
     ("LIENTHONG_QUIET_START_HOUR", "20", "Reminders are not sent from this hour (Asia/Ho_Chi_Minh) ..."),
-    ("LIENTHONG_QUIET_END_HOUR", "8", "... until this hour; OTP and call-starting messages are exempt."),
+    ("LIENTHONG_QUIET_END_HOUR", "8", "... until this hour. Only reminders wait: confirmations of what just happened, "
+     "calls, OTPs and security messages go at once."),
     ("LIENTHONG_PUSH_FALLBACK_MINUTES", "240", "A vaccination push not opened within this time is also sent by "
      "SMS."),
 )

@@ -39,7 +39,7 @@ async def booked(conn: Conn, c: Consultation, settings: Settings, now: datetime 
             patient_id=c.patient_id, kind="appointment_reminder_24h", category="appointment", subject=_subject(c),
             idempotency_key=f"{base}:reminder_24h", params=_params(c), not_before=c.starts_at - REMINDER_BEFORE,
             expires_at=c.starts_at))
-    # "call" is exempt from quiet hours: a 07:30 consultation still gets its 07:15 call
+    # not a reminder: sent at any hour, so a 07:30 consultation still gets its 07:15 call
     notices.append(Notification(
         patient_id=c.patient_id, kind="appointment_starting_soon", category="call", subject=_subject(c),
         idempotency_key=f"{base}:starting_soon", params=_params(c), not_before=c.starts_at - STARTING_SOON_BEFORE,

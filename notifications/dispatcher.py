@@ -40,9 +40,17 @@ import msgspec
 from api.settings import Settings
 from notifications import devices as device_registry
 from notifications.fcm import PushMessage, PushOutcome, PushSender
-from notifications.outbox import UNCAPPED_CATEGORIES, VIETNAM, WAKE_CHANNEL, next_send_time
+from notifications.outbox import VIETNAM, WAKE_CHANNEL, next_send_time
 from notifications.sms import SmsError, SmsGateway, SmsRejected
-from notifications.templates import UnknownTemplate, has_sms, render_push, render_sms, template
+from notifications.templates import (
+    REMINDER_KINDS,
+    UnknownTemplate,
+    has_sms,
+    is_reminder,
+    render_push,
+    render_sms,
+    template,
+)
 
 log = logging.getLogger("lienthong.notifications")
 
@@ -74,7 +82,7 @@ SELECT c.*, a.phone,
          AS enabled,
        (SELECT count(*) FROM notification_outbox s
         WHERE s.account_id = c.account_id AND s.status = 'sent' AND s.sent_at >= $3
-          AND s.category <> ALL($4::text[])) AS sent_today
+          AND s.kind = ANY($4::text[])) AS sent_today
 FROM claimed c JOIN accounts a ON a.id = c.account_id
 """
 
@@ -179,7 +187,7 @@ class Dispatcher:
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             records = await conn.fetch(_CLAIM, settings.notification_batch, float(settings.notification_lease_s),
-                                       _vietnam_midnight(now), sorted(UNCAPPED_CATEGORIES))
+                                       _vietnam_midnight(now), list(REMINDER_KINDS))
         rows = [msgspec.convert(dict(r), _Claimed) for r in records]
         stats = BatchStats(claimed=len(rows))
         if not rows:
@@ -220,15 +228,15 @@ class Dispatcher:
             template(row.kind)
         except UnknownTemplate as exc:
             return _Outcome(row, "dead", "dead", error=str(exc))
-        when = next_send_time(now, row.category, settings)
+        when = next_send_time(now, row.kind, settings)
         if when > now:
             return _Outcome(row, "pending", "deferred", error="quiet hours", available_at=when)
-        if row.category not in UNCAPPED_CATEGORIES:
+        if is_reminder(row.kind):
             count = sent_today.get(row.account_id, row.sent_today)
             if count >= settings.notification_daily_cap:
                 tomorrow = _vietnam_midnight(now) + timedelta(days=1)
                 return _Outcome(row, "pending", "deferred", error="daily cap reached",
-                                available_at=next_send_time(tomorrow, row.category, settings))
+                                available_at=next_send_time(tomorrow, row.kind, settings))
             sent_today[row.account_id] = count + 1
         return None
 

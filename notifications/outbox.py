@@ -20,6 +20,7 @@ import asyncpg
 import msgspec
 
 from api.settings import Settings
+from notifications.templates import is_reminder
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 WAKE_CHANNEL = "notification_outbox"
@@ -27,11 +28,6 @@ WAKE_CHANNEL = "notification_outbox"
 Category = Literal["security", "call", "appointment", "prescription", "payment", "vaccination"]
 Channel = Literal["push", "sms"]
 
-# Sent at any hour and never capped: a sign-in alert or "your doctor is calling" that waits until morning is useless.
-URGENT_CATEGORIES: frozenset[str] = frozenset({"security", "call"})
-# Replies to something the user just did (booked, paid, got drugs): not held back by quiet hours' morning queue
-# when they happen in the daytime, but not sent at night either, and never capped.
-UNCAPPED_CATEGORIES: frozenset[str] = URGENT_CATEGORIES | {"payment"}
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,7 +41,7 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str  # stable for the same logical message; the channel is appended per row
     params: dict[str, str | int] = {}
     channels: tuple[Channel, ...] = ("push",)
-    not_before: datetime | None = None  # UTC; None = now (then moved out of quiet hours unless urgent)
+    not_before: datetime | None = None  # UTC; None = now (a reminder is then moved out of quiet hours)
     expires_at: datetime | None = None  # past this the message is pointless and is dropped, not sent late
 
 
@@ -57,9 +53,13 @@ def in_quiet_hours(at: datetime, settings: Settings) -> bool:
     return (start <= hour or hour < end) if start > end else (start <= hour < end)
 
 
-def next_send_time(at: datetime, category: str, settings: Settings) -> datetime:
-    """``at`` itself, or the end of the quiet hours it falls in (Asia/Ho_Chi_Minh), for non-urgent messages."""
-    if category in URGENT_CATEGORIES or not in_quiet_hours(at, settings):
+def next_send_time(at: datetime, kind: str, settings: Settings) -> datetime:
+    """``at`` itself, or for a reminder the end of the quiet hours it falls in (Asia/Ho_Chi_Minh).
+
+    Only reminders wait for the morning (templates.is_reminder). The answer to something that just happened (your
+    booking, your prescription, your doctor cancelled, your doctor is calling, a sign-in) is sent at once, at any
+    hour: the user is awake and waiting for it, or needs it before the morning."""
+    if not is_reminder(kind) or not in_quiet_hours(at, settings):
         return at
     local = at.astimezone(VIETNAM)
     morning = datetime.combine(local.date(), time(settings.notification_quiet_end_hour), VIETNAM)
@@ -95,7 +95,7 @@ async def enqueue(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, n
     if (notification.account_id is None) == (notification.patient_id is None):
         raise ValueError("a notification goes to an account or to a patient")
     now = now or datetime.now(UTC)
-    when = next_send_time(max(notification.not_before or now, now), notification.category, settings)
+    when = next_send_time(max(notification.not_before or now, now), notification.kind, settings)
     row = await conn.fetchrow(
         _ENQUEUE, notification.idempotency_key, notification.account_id, notification.patient_id,
         notification.kind, notification.category, notification.params, notification.subject, when,

@@ -27,6 +27,9 @@ class Template:
     link: str  # deep link the app opens, formatted with the same parameters
     priority: str = "normal"  # FCM priority: "high" only for what the user must see now
     ttl_s: int = 24 * 3600  # how long FCM keeps trying to reach an offline device
+    # a reminder (scheduled ahead, not the answer to something that just happened): waits out the quiet hours and
+    # counts toward the daily cap
+    reminder: bool = False
 
 
 _VACCINE_SMS_TAIL = " Mo ung dung Lienthong de xem lich tiem."
@@ -42,7 +45,7 @@ TEMPLATES: dict[str, Template] = {
         title="Nhắc lịch khám ngày mai",
         body="Bạn có lịch khám trực tuyến với {doctor_name} lúc {starts_at}.",
         sms="Lienthong: nhac lich kham truc tuyen luc {starts_at}.",
-        link="lienthong://consultations/{consultation_id}"),
+        link="lienthong://consultations/{consultation_id}", reminder=True),
     "appointment_starting_soon": Template(
         title="Sắp đến giờ khám",
         body="Buổi khám với {doctor_name} bắt đầu lúc {starts_at}. Hãy vào phòng chờ.",
@@ -90,24 +93,24 @@ TEMPLATES: dict[str, Template] = {
         title="Sắp đến lịch tiêm của bé {child_name}",
         body="Mũi {vaccine_name} của bé {child_name} dự kiến ngày {due_date}. Đưa bé đi khám sàng lọc trước tiêm.",
         sms="Lienthong: be {child_name} co lich tiem ngay {due_date}." + _VACCINE_SMS_TAIL,
-        link="lienthong://children/{child_id}/vaccinations"),
+        link="lienthong://children/{child_id}/vaccinations", reminder=True),
     "vaccination_due_tomorrow": Template(
         title="Ngày mai bé {child_name} có lịch tiêm",
         body="Mũi {vaccine_name} của bé {child_name} dự kiến ngày {due_date}. Đưa bé đi khám sàng lọc trước tiêm.",
         sms="Lienthong: ngay mai {due_date} be {child_name} co lich tiem." + _VACCINE_SMS_TAIL,
-        link="lienthong://children/{child_id}/vaccinations"),
+        link="lienthong://children/{child_id}/vaccinations", reminder=True),
     "vaccination_due_today": Template(
         title="Hôm nay bé {child_name} có lịch tiêm",
         body="Mũi {vaccine_name} của bé {child_name} dự kiến hôm nay. Đưa bé đi khám sàng lọc trước tiêm.",
         sms="Lienthong: hom nay {due_date} be {child_name} co lich tiem." + _VACCINE_SMS_TAIL,
-        link="lienthong://children/{child_id}/vaccinations"),
+        link="lienthong://children/{child_id}/vaccinations", reminder=True),
     "vaccination_overdue": Template(
         title="Bé {child_name} đã quá lịch tiêm",
         body="Mũi {vaccine_name} của bé {child_name} đã quá ngày {due_date}. Hãy đưa bé đi khám sàng lọc và tiêm "
              "bù sớm.",
         sms="Lienthong: be {child_name} da qua lich tiem ngay {due_date}. Hay dua be di tiem bu som."
             + _VACCINE_SMS_TAIL,
-        link="lienthong://children/{child_id}/vaccinations"),
+        link="lienthong://children/{child_id}/vaccinations", reminder=True),
 }
 
 
@@ -138,3 +141,11 @@ def render_sms(kind: str, params: dict[str, object]) -> str:
 
 def has_sms(kind: str) -> bool:
     return template(kind).sms is not None
+
+
+def is_reminder(kind: str) -> bool:
+    found = TEMPLATES.get(kind)
+    return found is not None and found.reminder
+
+
+REMINDER_KINDS: tuple[str, ...] = tuple(kind for kind, t in TEMPLATES.items() if t.reminder)

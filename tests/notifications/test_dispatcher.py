@@ -168,18 +168,19 @@ async def test_permanent_gateway_refusal_fails_without_retrying(pool: asyncpg.Po
     assert "code 104" in row["last_error"]
 
 
-async def test_quiet_hours_defer_reminders_but_not_calls(pool: asyncpg.Pool, delivery: Settings,
-                                                         fcm: FcmSandbox) -> None:
+async def test_quiet_hours_defer_reminders_but_not_calls_or_confirmations(pool: asyncpg.Pool, delivery: Settings,
+                                                                            fcm: FcmSandbox) -> None:
     account = await account_with_phone(pool, "+84912100009")
     await add_device(pool, account, "fid-night-phone")
+    consultation = {"consultation_id": "k", "doctor_name": "BS. Minh", "starts_at": "08:00 02/12/2026"}
     await queue(pool, delivery, vaccination_notice(account), vaccination_notice(
-        account, "call", kind="call_started", category="call",
-        params={"consultation_id": "k", "doctor_name": "BS. Minh", "starts_at": "21:00 01/12/2026"}))
+        account, "call", kind="call_started", category="call", params=consultation), vaccination_notice(
+        account, "booked", kind="appointment_booked", category="appointment", params=consultation))
     night = vn("2026-12-01 21:05")
     async with dispatcher(pool, delivery, clock=lambda: night) as d:
         stats = await d.dispatch_once()
-    assert stats.outcomes == {"sent": 1, "deferred": 1}
-    assert [p.title for p in fcm.messages()] == ["Bác sĩ đã vào cuộc gọi"]
+    assert stats.outcomes == {"sent": 2, "deferred": 1}
+    assert sorted(p.title for p in fcm.messages()) == ["Bác sĩ đã vào cuộc gọi", "Đã đặt lịch khám"]
     row = await pool.fetchrow("SELECT status, attempts, available_at FROM notification_outbox WHERE kind = $1",
                               "vaccination_due_soon")
     assert (row["status"], row["attempts"]) == ("pending", 0)

@@ -43,15 +43,16 @@ def test_quiet_hours_are_20_to_8_vietnam_time(wall_clock: str, quiet: bool) -> N
     assert in_quiet_hours(vn(wall_clock), Settings()) is quiet
 
 
-@pytest.mark.parametrize(("wall_clock", "category", "expected"), [
-    ("2026-12-01 21:30", "vaccination", "2026-12-02 08:00"),  # evening -> next morning
-    ("2026-12-02 05:00", "appointment", "2026-12-02 08:00"),  # early morning -> same morning
-    ("2026-12-01 10:00", "vaccination", "2026-12-01 10:00"),  # daytime: as is
-    ("2026-12-01 23:00", "call", "2026-12-01 23:00"),  # "your call starts" is never held back
-    ("2026-12-01 23:00", "security", "2026-12-01 23:00"),
+@pytest.mark.parametrize(("wall_clock", "kind", "expected"), [
+    ("2026-12-01 21:30", "vaccination_due_soon", "2026-12-02 08:00"),  # a reminder in the evening -> next morning
+    ("2026-12-02 05:00", "appointment_reminder_24h", "2026-12-02 08:00"),  # early morning -> same morning
+    ("2026-12-01 10:00", "vaccination_overdue", "2026-12-01 10:00"),  # daytime: as is
+    ("2026-12-01 23:00", "call_started", "2026-12-01 23:00"),  # "your doctor is calling" is never held back
+    ("2026-12-01 23:00", "appointment_booked", "2026-12-01 23:00"),  # nor the answer to what the user just did
+    ("2026-12-01 23:00", "appointment_cancelled_by_doctor", "2026-12-01 23:00"),  # nor news needed before morning
 ])
-def test_next_send_time_moves_reminders_out_of_quiet_hours(wall_clock: str, category: str, expected: str) -> None:
-    assert next_send_time(vn(wall_clock), category, Settings()) == vn(expected)
+def test_next_send_time_moves_only_reminders_out_of_quiet_hours(wall_clock: str, kind: str, expected: str) -> None:
+    assert next_send_time(vn(wall_clock), kind, Settings()) == vn(expected)
 
 
 async def test_rows_exist_only_if_the_callers_transaction_commits(pool: asyncpg.Pool, settings: Settings) -> None:
