@@ -37,6 +37,7 @@ from notifications.device_routes import DeviceController
 from notifications.routes import NotificationAdminController, NotificationController
 from notifications.sms import SmsGateway, SmsGatewayConfig
 from notifications.vaccination_routes import VaccinationController, VaccineController
+from payments.routes import PaymentAdminController, PaymentController, VnpayController
 from pharmacy_link.dispensing_routes import DispensingController
 from pharmacy_link.routes import (
     PharmacyAdminController,
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CallController, signaling, DrugController, DrugImportController, PrescriptionController,
             PrecallController, RecordingController, VaccineController, VaccinationController,
             NotificationController, NotificationAdminController, DeviceController,
+            PaymentController, VnpayController, PaymentAdminController,
             health.live, health.ready, docs_redirect,
             create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],
                                        opt={"public": True}, include_in_schema=False),

@@ -127,6 +127,7 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
     from eprescription.national_sandbox import NationalRxSandbox  # noqa: PLC0415
     from notifications.fcm_sandbox import FcmSandbox, demo_service_account  # noqa: PLC0415
     from notifications.sms_sandbox import SmsSandbox  # noqa: PLC0415
+    from payments.vnpay_sandbox import VnpaySandbox  # noqa: PLC0415
 
     we_started_db = settings.uses_embedded_db and not embedded_pg.is_running(settings.data_dir)
     _, applied, seeded = asyncio.run(_prepare(settings, seed=True))
@@ -149,6 +150,14 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
         fcm.trust_service_account(demo_service_account(settings))
         fcm.start()
         _say(f"FCM sandbox listening on {fcm.base_url} (received pushes: {fcm.base_url}/inbox)")
+    vnpay = None
+    if settings.uses_vnpay_sandbox:
+        vnpay = VnpaySandbox(port=settings.vnpay_sandbox_port,
+                             terminals={settings.vnpay_tmn_code: settings.vnpay_hash_secret})
+        # with VNPay the IPN URL is registered with the terminal out of band (spec §1.6); here, at start-up
+        vnpay.register_ipn_url(settings.vnpay_tmn_code, f"{settings.public_url}/payments/vnpay/ipn")
+        vnpay.start()
+        _say(f"VNPay sandbox listening on {vnpay.base_url} (payments: {vnpay.base_url}/inbox)")
     national = None
     if settings.uses_national_rx_sandbox:
         national = NationalRxSandbox(
@@ -174,6 +183,8 @@ def _serve(settings: Settings, started: float, media_worker: _MediaWorkerChild |
             national.stop()
         if fcm is not None:
             fcm.stop()
+        if vnpay is not None:
+            vnpay.stop()
         if sandbox is not None:
             sandbox.stop()
         if we_started_db:

@@ -12,6 +12,18 @@ from typing import Any, Generic, Self, TypeVar
 S = TypeVar("S")
 
 
+def read_body(handler: BaseHTTPRequestHandler, max_bytes: int) -> bytes | None:
+    """The request's body, or None when its Content-Length is missing a number, negative or over ``max_bytes``
+    (each sandbox answers that in its own protocol's words)."""
+    try:
+        length = int(handler.headers.get("Content-Length") or "0")
+    except ValueError:
+        return None
+    if not 0 <= length <= max_bytes:
+        return None
+    return handler.rfile.read(length)
+
+
 class SandboxServer(ThreadingHTTPServer, Generic[S]):
     """The server; handlers reach their sandbox as ``self.server.sandbox``."""
 

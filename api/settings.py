@@ -91,6 +91,15 @@ class Settings:
     notification_quiet_start_hour: int = 20
     notification_quiet_end_hour: int = 8
     push_fallback_minutes: int = 240
+    public_url: str = "http://127.0.0.1:8000"
+    vnpay_pay_url: str | None = None
+    vnpay_api_url: str | None = None
+    vnpay_tmn_code: str = "LTDEMO01"
+    vnpay_hash_secret: str = "LIENTHONGSANDBOXDEMOHASHSECRET01"  # noqa: S105 - the sandbox's published demo credential
+    vnpay_sandbox_port: int = 8028
+    vnpay_expire_minutes: int = 15
+    vnpay_grace_minutes: int = 10
+    booking_payment_minutes: int = 30
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -107,6 +116,10 @@ class Settings:
     @property
     def uses_fcm_sandbox(self) -> bool:
         return self.fcm_credentials_file is None
+
+    @property
+    def uses_vnpay_sandbox(self) -> bool:
+        return self.vnpay_pay_url is None
 
 
 # (variable, default shown in README, meaning); the order is the README's.
@@ -202,6 +215,21 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "calls, OTPs and security messages go at once."),
     ("LIENTHONG_PUSH_FALLBACK_MINUTES", "240", "A vaccination push not opened within this time is also sent by "
      "SMS."),
+    ("LIENTHONG_PUBLIC_URL", "http://127.0.0.1:8000", "The API's address as browsers and VNPay reach it: VNPay sends "
+     "customers back to `<this>/payments/vnpay/return`, and its IPN must be registered as "
+     "`<this>/payments/vnpay/ipn` (HTTPS in production)."),
+    ("VNPAY_PAY_URL", "(unset)", "VNPay payment page, e.g. `https://sandbox.vnpayment.vn/paymentv2/vpcpay.html`. "
+     "Unset: the local VNPay sandbox."),
+    ("VNPAY_API_URL", "(unset)", "VNPay merchant API (querydr, refund), e.g. "
+     "`https://sandbox.vnpayment.vn/merchant_webapi/api/transaction`. Unset: the local sandbox."),
+    ("VNPAY_TMN_CODE", "LTDEMO01", "Terminal code (vnp_TmnCode) issued by VNPay."),
+    ("VNPAY_HASH_SECRET", "(sandbox demo secret)", "HMAC-SHA512 key (vnp_HashSecret) issued by VNPay."),
+    ("VNPAY_SANDBOX_PORT", "8028", "Port of the local VNPay sandbox (payment page, IPN sender, querydr/refund)."),
+    ("VNPAY_EXPIRE_MINUTES", "15", "How long VNPay accepts a payment (vnp_ExpireDate), minutes."),
+    ("VNPAY_GRACE_MINUTES", "10", "After a payment's expiry, how long to wait for a late IPN before asking VNPay "
+     "(querydr), minutes."),
+    ("LIENTHONG_BOOKING_PAYMENT_MINUTES", "30", "How long a paid booking holds its slot while the patient pays; "
+     "then, once VNPay confirms nothing was paid, the slot is released."),
 )
 
 _DEMO_SECRETS_FILE = "demo-secrets.json"
@@ -348,6 +376,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if hour > 23:
             raise SettingsError(f"{name} must be an hour from 0 to 23, got {hour}")
 
+    public_url = (env.get("LIENTHONG_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise SettingsError("LIENTHONG_PUBLIC_URL must be an http(s) URL")
+    vnpay_pay_url = env.get("VNPAY_PAY_URL") or None
+    vnpay_api_url = env.get("VNPAY_API_URL") or None
+    for name, url in (("VNPAY_PAY_URL", vnpay_pay_url), ("VNPAY_API_URL", vnpay_api_url)):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise SettingsError(f"{name} must be an http(s) URL")
+    if (vnpay_pay_url is None) != (vnpay_api_url is None):
+        raise SettingsError("VNPAY_PAY_URL and VNPAY_API_URL go together (both unset: the local sandbox)")
+    if mode == "production":  # the sandbox's demo terminal must never take real money
+        for name in ("VNPAY_PAY_URL", "VNPAY_API_URL", "VNPAY_TMN_CODE", "VNPAY_HASH_SECRET"):
+            if not env.get(name):
+                raise SettingsError(f"{name} is required when LIENTHONG_MODE=production")
+        if not public_url.startswith("https://"):
+            raise SettingsError("LIENTHONG_PUBLIC_URL must be https when LIENTHONG_MODE=production (VNPay's IPN "
+                                "needs TLS)")
+    tmn_code = env.get("VNPAY_TMN_CODE") or "LTDEMO01"
+    if not tmn_code.isalnum() or len(tmn_code) != 8:
+        raise SettingsError(f"VNPAY_TMN_CODE must be 8 letters or digits, got {tmn_code!r}")
+
     return Settings(
         mode=mode,  # type: ignore[arg-type]  # checked against the Literal above
         database_url=database_url,
@@ -416,6 +465,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notification_quiet_start_hour=quiet_start,
         notification_quiet_end_hour=quiet_end,
         push_fallback_minutes=_int(env, "LIENTHONG_PUSH_FALLBACK_MINUTES", 240, minimum=1),
+        public_url=public_url,
+        vnpay_pay_url=vnpay_pay_url,
+        vnpay_api_url=vnpay_api_url,
+        vnpay_tmn_code=tmn_code,
+        vnpay_hash_secret=env.get("VNPAY_HASH_SECRET") or "LIENTHONGSANDBOXDEMOHASHSECRET01",
+        vnpay_sandbox_port=_port(env, "VNPAY_SANDBOX_PORT", 8028),
+        vnpay_expire_minutes=_int(env, "VNPAY_EXPIRE_MINUTES", 15, minimum=5),
+        vnpay_grace_minutes=_int(env, "VNPAY_GRACE_MINUTES", 10, minimum=1),
+        booking_payment_minutes=_int(env, "LIENTHONG_BOOKING_PAYMENT_MINUTES", 30, minimum=10),
     )
 
 

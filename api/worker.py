@@ -16,6 +16,9 @@ from consultations import service as consultations_service
 from eprescription import national_sync
 from eprescription import service as eprescription_service
 from notifications.vaccination_reminders import schedule_vaccination_reminders
+from payments import reconcile
+from payments.service import vnpay_config
+from payments.vnpay import VnpayClient
 from pharmacy_link import national_report
 
 log = logging.getLogger("lienthong.worker")
@@ -45,6 +48,18 @@ async def vaccination_reminders(pool: asyncpg.Pool, settings: Settings) -> None:
         log.info("vaccination reminders queued", extra={"rows": created})
 
 
+async def reconcile_payments(pool: asyncpg.Pool, settings: Settings) -> None:
+    """VNPay (spec §6.3): settle attempts past expiry + grace with querydr, send and follow refunds, then release
+    bookings left unpaid (only once no attempt of theirs is open)."""
+    client = VnpayClient(vnpay_config(settings))
+    try:
+        await reconcile.settle_overdue(pool, settings, client)
+        await reconcile.process_refunds(pool, settings, client)
+    finally:
+        client.close()
+    await consultations_service.release_unpaid(pool, settings)
+
+
 NATIONAL_BATCH = 20
 
 
@@ -68,6 +83,7 @@ JOBS: tuple[tuple[str, float, Job], ...] = (
     ("report_national_sales", 5.0, report_national_sales),
     ("expire_prescriptions", 60.0, expire_prescriptions),
     ("vaccination_reminders", 3600.0, vaccination_reminders),
+    ("reconcile_payments", 30.0, reconcile_payments),
 )
 
 

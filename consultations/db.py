@@ -119,7 +119,8 @@ async def taken_ranges(conn: Conn, doctor_id: UUID, during: Range) -> list[Range
     rows = await conn.fetch(
         """SELECT lower(slot) AS s, upper(slot) AS e FROM consultations
            WHERE doctor_id = $1 AND slot && tstzrange($2, $3)
-             AND status NOT IN ('cancelled_by_patient', 'cancelled_by_doctor')""", doctor_id, during[0], during[1])
+             AND status NOT IN ('cancelled_by_patient', 'cancelled_by_doctor', 'payment_expired')""",
+        doctor_id, during[0], during[1])
     return [(r["s"], r["e"]) for r in rows]
 
 
@@ -138,18 +139,33 @@ async def icd10_allowed_for_telemedicine(conn: Conn, code: str) -> bool | None:
 
 
 async def insert_consultation(conn: Conn, doctor_id: UUID, patient_id: UUID, booked_by: UUID, starts_at: datetime,
-                              ends_at: datetime, reason: str, icd10: str | None, fee_vnd: int) -> UUID:
+                              ends_at: datetime, reason: str, icd10: str | None, fee_vnd: int,
+                              payment_due_at: datetime | None) -> UUID:
+    """A paid booking (``payment_due_at`` set) starts awaiting its payment; a free one is booked at once."""
     consultation_id: UUID = await conn.fetchval(
-        """INSERT INTO consultations (doctor_id, patient_id, booked_by, slot, reason, telemedicine_icd10, fee_vnd)
-           VALUES ($1, $2, $3, tstzrange($4, $5), $6, $7, $8) RETURNING id""",
-        doctor_id, patient_id, booked_by, starts_at, ends_at, reason, icd10, fee_vnd)
+        """INSERT INTO consultations (doctor_id, patient_id, booked_by, slot, reason, telemedicine_icd10, fee_vnd,
+                                      status, payment_due_at)
+           VALUES ($1, $2, $3, tstzrange($4, $5), $6, $7, $8,
+                   CASE WHEN $9::timestamptz IS NULL THEN 'booked' ELSE 'awaiting_payment' END, $9) RETURNING id""",
+        doctor_id, patient_id, booked_by, starts_at, ends_at, reason, icd10, fee_vnd, payment_due_at)
     return consultation_id
+
+
+async def unpaid_past_deadline(conn: Conn, now: datetime, limit: int) -> list[UUID]:
+    """Bookings whose payment deadline passed with no payment attempt still open (an open attempt may yet succeed:
+    reconciliation settles it first, spec P12)."""
+    rows = await conn.fetch(
+        """SELECT c.id FROM consultations c
+           WHERE c.status = 'awaiting_payment' AND c.payment_due_at < $1
+             AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.consultation_id = c.id AND p.status = 'pending')
+           ORDER BY c.payment_due_at LIMIT $2 FOR UPDATE OF c SKIP LOCKED""", now, limit)
+    return [r["id"] for r in rows]
 
 
 _CONSULTATION = """SELECT c.id, c.doctor_id, da.full_name AS doctor_name, c.patient_id, p.full_name AS patient_name,
     c.booked_by, lower(c.slot) AS starts_at, upper(c.slot) AS ends_at, c.status, c.reason, c.telemedicine_icd10,
     c.fee_vnd, c.checked_in_at, c.call_started_at, c.call_ended_at, c.cancelled_at, c.cancel_reason,
-    c.late_cancellation, c.refund_due
+    c.late_cancellation, c.refund_due, c.payment_due_at
     FROM consultations c JOIN accounts da ON da.id = c.doctor_id JOIN patients p ON p.id = c.patient_id"""
 
 

@@ -10,8 +10,10 @@ import msgspec
 
 from api.auth.schemas import Strict
 
-ConsultationStatus = Literal["booked", "waiting", "in_call", "completed", "cancelled_by_patient",
-                             "cancelled_by_doctor", "no_show"]
+# awaiting_payment: a paid booking holds its slot until the fee is paid (then booked) or its payment deadline
+# passes unpaid (payment_expired, the slot is free again)
+ConsultationStatus = Literal["awaiting_payment", "booked", "waiting", "in_call", "completed", "cancelled_by_patient",
+                             "cancelled_by_doctor", "no_show", "payment_expired"]
 Icd10Code = Annotated[str, msgspec.Meta(pattern=r"^[A-TV-Z][0-9]{2}(\.[0-9A-Z]{1,2})?$", examples=["J00"])]
 Text = Annotated[str, msgspec.Meta(max_length=10000)]
 
@@ -111,6 +113,7 @@ class Consultation(msgspec.Struct):
     cancel_reason: str | None
     late_cancellation: bool
     refund_due: bool
+    payment_due_at: datetime | None  # while awaiting_payment: pay before this or the slot is released
 
 
 class CancelIn(Strict):

@@ -60,6 +60,7 @@ from consultations.schemas import (
     WeeklySchedule,
 )
 from notifications.text import strip_diacritics
+from payments import refunds
 
 Role = Literal["patient", "doctor"]
 LIVE = ("booked", "waiting", "in_call")
@@ -228,16 +229,20 @@ async def book(pool: asyncpg.Pool, settings: Settings, principal: Principal, dat
                 if match is None:
                     raise SlotUnavailable("That time is not one of the doctor's bookable slots; list them with "
                                           "GET /doctors/{id}/slots.")
+                # a paid booking holds the slot while the patient pays, never past the start
+                payment_due_at = min(_now() + timedelta(minutes=settings.booking_payment_minutes),
+                                     match[0]) if fee_vnd > 0 else None
                 consultation_id = await db.insert_consultation(
                     conn, data.doctor_id, patient_id, principal.account_id, match[0], match[1], data.reason,
-                    data.telemedicine_icd10, fee_vnd)
+                    data.telemedicine_icd10, fee_vnd, payment_due_at)
                 await db.record_event(conn, consultation_id, "booked", principal.account_id,
                                       {"starts_at": match[0].isoformat(), "fee_vnd": fee_vnd})
                 await audit.record(conn, ctx, "consultation.booked", target_type="consultation",
                                    target_id=consultation_id, subject_patient_id=patient_id)
                 found = await db.consultation(conn, consultation_id)
                 assert found is not None
-                await notices.booked(conn, found, settings)
+                if found.status == "booked":  # a paid booking is confirmed, and announced, when it is paid
+                    await notices.booked(conn, found, settings)
         except asyncpg.ExclusionViolationError as exc:
             # The database settles races: of N simultaneous bookings of one slot exactly one commits.
             if exc.constraint_name == "consultations_doctor_no_overlap":
@@ -254,7 +259,7 @@ def _local(c: Consultation) -> Consultation:
     return msgspec.structs.replace(
         c, starts_at=c.starts_at.astimezone(slots.VN), ends_at=c.ends_at.astimezone(slots.VN),
         checked_in_at=vn(c.checked_in_at), call_started_at=vn(c.call_started_at),
-        call_ended_at=vn(c.call_ended_at), cancelled_at=vn(c.cancelled_at))
+        call_ended_at=vn(c.call_ended_at), cancelled_at=vn(c.cancelled_at), payment_due_at=vn(c.payment_due_at))
 
 
 # ---------------------------------------------------------------- reading consultations
@@ -397,7 +402,7 @@ async def cancel(pool: asyncpg.Pool, settings: Settings, principal: Principal, c
     async with pool.acquire() as conn, conn.transaction():
         c = await _visible(conn, principal, consultation_id, lock=True)
         role = participant_role(c, principal.account_id)
-        _require(c, ("booked", "waiting"), "cancel")
+        _require(c, ("awaiting_payment", "booked", "waiting"), "cancel")
         now = _now()
         if role == "patient":
             if now >= c.ends_at:
@@ -415,6 +420,7 @@ async def cancel(pool: asyncpg.Pool, settings: Settings, principal: Principal, c
                                         cancelled_by=principal.account_id, cancel_reason=reason,
                                         refund_due=c.fee_vnd > 0)
             await notices.cancelled_by_doctor(conn, c, settings)
+            await refunds.refund_paid(conn, consultation_id=c.id, reason="cancelled by the doctor")
         return _local(updated)
 
 
@@ -447,8 +453,34 @@ async def settle_no_shows(pool: asyncpg.Pool, settings: Settings) -> int:
                               {"reason": "doctor_no_show", "refund_due": c.fee_vnd > 0}, cancelled_at=now,
                               cancel_reason="doctor_no_show", refund_due=c.fee_vnd > 0)
             await notices.cancelled_by_doctor(conn, c, settings)
+            await refunds.refund_paid(conn, consultation_id=c.id, reason="the doctor did not come")
             settled += 1
     return settled
+
+
+async def confirm_payment(conn: Conn, consultation_id: UUID, settings: Settings) -> bool:
+    """The fee was paid (payments settles it, in its transaction): an awaiting booking becomes booked and is
+    announced. False when the booking is no longer waiting for it (cancelled, released): the caller refunds."""
+    c = await lock_consultation(conn, consultation_id)
+    if c.status != "awaiting_payment":
+        return False
+    ctx = AuditContext(None, "system", None, "lienthong payments", None)
+    confirmed = await _transition(conn, c, "booked", ctx, "payment_confirmed", {"fee_vnd": c.fee_vnd})
+    await notices.booked(conn, confirmed, settings)
+    return True
+
+
+async def release_unpaid(pool: asyncpg.Pool, settings: Settings) -> int:
+    """Worker job: paid bookings not paid by their deadline give their slot back (payment_expired). Only once no
+    payment attempt is open: an attempt that may still succeed is settled with VNPay first."""
+    ctx = AuditContext(None, "system", None, "lienthong worker", None)
+    released = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for consultation_id in await db.unpaid_past_deadline(conn, _now(), 200):
+            c = await lock_consultation(conn, consultation_id)
+            await _transition(conn, c, "payment_expired", ctx, "payment_expired")
+            released += 1
+    return released
 
 
 # ---------------------------------------------------------------- record

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from api.sandbox_server import LoopbackSandbox, SandboxServer
+from api.sandbox_server import LoopbackSandbox, SandboxServer, read_body
 from eprescription.national import (
     ADD_DOCTOR_PATH,
     DOCTOR_LOGIN_PATH,
@@ -567,14 +567,10 @@ class _Handler(BaseHTTPRequestHandler):
         fault = sandbox._next_fault(api)
         body: object = {}
         if api != "API-6":
-            try:
-                length = int(self.headers.get("Content-Length") or "0")
-            except ValueError:
-                length = -1
-            if not 0 <= length <= _MAX_BODY_BYTES:
+            raw = read_body(self, _MAX_BODY_BYTES)
+            if raw is None:
                 self._reply(_errors(422, [f"Dữ liệu gửi lên phải từ 0 đến {_MAX_BODY_BYTES} byte."]))
                 return
-            raw = self.rfile.read(length)
             try:
                 body = json.loads(raw) if raw else {}
             except ValueError:  # includes undecodable bytes

@@ -62,7 +62,7 @@ def platform() -> Iterator[Platform]:
 
         asyncio.run(prepare())
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "DATABASE_URL"))}
+               if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "VNPAY_", "DATABASE_URL"))}
         env.update({
             "LIENTHONG_MODE": "demo", "DATABASE_URL": cluster.app_dsn(), "LIENTHONG_DATA_DIR": str(base),
             "LIENTHONG_JWT_SECRET": settings.jwt_secret,

@@ -51,7 +51,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from api.sandbox_server import LoopbackSandbox, SandboxServer
+from api.sandbox_server import LoopbackSandbox, SandboxServer, read_body
 from api.settings import Settings
 
 FaultMode = Literal["quota", "unavailable", "internal", "stall"]
@@ -406,15 +406,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: access lines would carry registration tokens, and the app logs each send itself."""
 
     def _body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or "0")
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY_BYTES:
+        body = read_body(self, _MAX_BODY_BYTES)
+        if body is None:
             self.close_connection = True
             self._reply(_invalid(f"Request body must be 0 to {_MAX_BODY_BYTES} bytes."))
-            return None
-        return self.rfile.read(length)
+        return body
 
     def do_POST(self) -> None:
         sandbox = self.server.sandbox

@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from api.sandbox_server import LoopbackSandbox, SandboxServer
+from api.sandbox_server import LoopbackSandbox, SandboxServer, read_body
 from notifications.phone import InvalidPhoneNumber, normalize_vn_phone
 from notifications.sms import SEND_PATH
 from notifications.text import sms_segments
@@ -196,15 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, _result("503", "Gateway busy, try again later"))
                 return
             time.sleep(delay_s)
-        try:
-            length = int(self.headers.get("Content-Length") or "0")
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY_BYTES:
+        raw = read_body(self, _MAX_BODY_BYTES)
+        if raw is None:
             self._reply(400, {"error": f"Content-Length must be 0 to {_MAX_BODY_BYTES}"})
             return
         try:
-            body = json.loads(self.rfile.read(length))
+            body = json.loads(raw)
         except ValueError:  # includes undecodable bytes
             body = None
         if not isinstance(body, dict):

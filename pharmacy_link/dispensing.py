@@ -26,6 +26,7 @@ from api.settings import Settings
 from eprescription import notices, rules, signing
 from eprescription.codes import InvalidPrescriptionCode, parse_code, prescription_type
 from eprescription.errors import PrescriptionExpired, PrescriptionNotFound, QrInvalid
+from payments import refunds
 from pharmacy_link import dispensing_db as db
 from pharmacy_link import national_report
 from pharmacy_link.api_keys import PharmacyInactive
@@ -459,6 +460,7 @@ async def void(pool: asyncpg.Pool, settings: Settings, principal: Principal, dis
             await db.set_state(conn, rx.id, status, rx.holder_pharmacy_id if _held(rx, now) else None,
                                rx.hold_expires_at if _held(rx, now) else None)
         await db.event(conn, rx.id, "dispense_voided", pharmacy_id, dispense_id)
+        await refunds.refund_paid(conn, dispense_id=dispense_id, reason=f"sale voided: {reason}")
         await audit.record(conn, ctx, "prescription.dispense_voided", target_type="dispense", target_id=dispense_id,
                            subject_patient_id=rx.patient_id, details={"code": rx.code, "reason": reason})
         return await _present(conn, dispense_id)

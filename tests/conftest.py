@@ -168,14 +168,15 @@ def free_port() -> int:
 def server_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment that makes a separate process load the same settings as the in-process app."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "DATABASE_URL"))}
+           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "VNPAY_", "DATABASE_URL"))}
     env.update({
         "LIENTHONG_MODE": settings.mode, "DATABASE_URL": settings.database_url or "",
         "LIENTHONG_DATA_DIR": str(settings.data_dir), "LIENTHONG_JWT_SECRET": settings.jwt_secret,
         "LIENTHONG_DATA_KEY": base64.b64encode(settings.data_key).decode(),
         "LIENTHONG_OTP_PEPPER": base64.b64encode(settings.otp_pepper).decode(),
         "SMS_GATEWAY_URL": settings.sms_gateway_url or "", "LIENTHONG_RUN_WORKER": "false",
-        "LIENTHONG_RUN_DISPATCHER": "false",
+        "LIENTHONG_RUN_DISPATCHER": "false", "VNPAY_SANDBOX_PORT": str(settings.vnpay_sandbox_port),
+        "FCM_SANDBOX_PORT": str(settings.fcm_sandbox_port), "LIENTHONG_PUBLIC_URL": settings.public_url,
     })
     env.update(extra)
     return env

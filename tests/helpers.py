@@ -54,13 +54,14 @@ def bearer(session: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {session['access_token']}"}
 
 
-async def make_patients(pool: Any, settings: Any, count: int, *, consent: bool = True) -> list[dict[str, str]]:
+async def make_patients(pool: Any, settings: Any, count: int, *, consent: bool = True,
+                        first: int = 0) -> list[dict[str, str]]:
     """``count`` patient accounts with telemedicine consent, each with a real access token from our issuer
     (for tests that need many distinct patients at once, where SMS sign-in would hit the per-IP limits)."""
     from api.auth.principal import Principal, issue_access_token
 
     patients = []
-    for i in range(count):
+    for i in range(first, first + count):
         phone = f"+8497{i:07d}"
         account_id = await pool.fetchval(
             "INSERT INTO accounts (role, phone, full_name) VALUES ('patient', $1, $2) RETURNING id", phone, f"BN {i}")

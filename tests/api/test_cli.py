@@ -37,14 +37,15 @@ _OTP = re.compile(r"\b(\d{6})\b")
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any Lienthong configuration, plus ``extra``. The national and FCM
-    sandboxes get free ports, so a `lienthong serve` a developer left running on the default ones does not fail the
-    test."""
+    """This process's environment without any Lienthong configuration, plus ``extra``. The national, FCM and VNPay
+    sandboxes get free ports, so a `lienthong serve` a developer left running on the default ones does not fail
+    the test."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "DATABASE_URL"))}
+           if not k.startswith(("LIENTHONG_", "SMS_", "NATIONAL_RX_", "FCM_", "VNPAY_", "DATABASE_URL"))}
     env["PYTHONUNBUFFERED"] = "1"
     env["NATIONAL_RX_SANDBOX_PORT"] = str(free_port())
     env["FCM_SANDBOX_PORT"] = str(free_port())
+    env["VNPAY_SANDBOX_PORT"] = str(free_port())
     env.update(extra)
     return env
 

@@ -37,6 +37,11 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "NATIONAL_RX_FACILITY_PASSWORD": "facility-password-from-the-operator",
         "NATIONAL_RX_APP_KEY": "vendor-app-key-from-the-operator",
         "FCM_CREDENTIALS_FILE": str(service_account),
+        "LIENTHONG_PUBLIC_URL": "https://api.lienthong.vn",
+        "VNPAY_PAY_URL": "https://pay.vnpay.vn/vpcpay.html",
+        "VNPAY_API_URL": "https://merchant.vnpay.vn/merchant_webapi/api/transaction",
+        "VNPAY_TMN_CODE": "PKLT0001",
+        "VNPAY_HASH_SECRET": "live-hash-secret-from-vnpay",
     }
     env.update(overrides)
     return {k: v for k, v in env.items() if v != "<unset>"}
@@ -83,6 +88,13 @@ BAD = [
     ("quiet-hour-out-of-range", "demo", {"LIENTHONG_QUIET_START_HOUR": "24"}, "LIENTHONG_QUIET_START_HOUR"),
     ("notification-attempts-zero", "demo", {"LIENTHONG_NOTIFICATION_MAX_ATTEMPTS": "0"},
      "LIENTHONG_NOTIFICATION_MAX_ATTEMPTS"),
+    ("production-without-vnpay-secret", "production", {"VNPAY_HASH_SECRET": "<unset>"}, "VNPAY_HASH_SECRET"),
+    ("production-without-vnpay-urls", "production", {"VNPAY_PAY_URL": "<unset>", "VNPAY_API_URL": "<unset>"},
+     "VNPAY_PAY_URL"),
+    ("vnpay-urls-go-together", "demo", {"VNPAY_PAY_URL": "https://pay.vnpay.vn/vpcpay.html"}, "VNPAY_API_URL"),
+    ("production-public-url-not-https", "production", {"LIENTHONG_PUBLIC_URL": "http://api.lienthong.vn"},
+     "LIENTHONG_PUBLIC_URL"),
+    ("vnpay-tmn-code-shape", "demo", {"VNPAY_TMN_CODE": "ABC-1234"}, "VNPAY_TMN_CODE"),
 ]
 
 
@@ -170,5 +182,7 @@ def test_full_production_environment_loads(tmp_path: Path) -> None:
     assert settings.log_level == "WARNING"
     assert settings.run_worker is False
     assert not settings.uses_fcm_sandbox
+    assert not settings.uses_vnpay_sandbox
+    assert (settings.vnpay_tmn_code, settings.public_url) == ("PKLT0001", "https://api.lienthong.vn")
     assert settings.fcm_credentials_file == tmp_path / "firebase-service-account.json"
     assert not (tmp_path / "demo-secrets.json").exists()

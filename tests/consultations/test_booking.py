@@ -69,7 +69,9 @@ async def test_patient_books_a_free_slot_which_then_disappears(client: Client, s
         "telemedicine_icd10": "J00"})
     assert response.status_code == 201, response.text
     booked = response.json()
-    assert booked["status"] == "booked"
+    # a paid booking holds the slot while the patient pays (tests/payments: paying confirms it)
+    assert booked["status"] == "awaiting_payment"
+    assert booked["payment_due_at"].endswith("+07:00")
     assert booked["fee_vnd"] == 150_000
     assert booked["starts_at"] == slot["starts_at"]
     remaining = (await client.get(f"/doctors/{doctor_id}/slots", params={"days": 3})).json()

@@ -27,10 +27,12 @@ async def outbox(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def test_booking_queues_confirmation_day_before_reminder_and_call_to_the_waiting_room(
+async def test_free_booking_queues_confirmation_day_before_reminder_and_call_to_the_waiting_room(
         client: Client, sms: SmsSandbox, pool: asyncpg.Pool) -> None:
+    # bs.minh charges nothing, so the booking is confirmed at once (a paid one is announced when paid:
+    # tests/payments)
     session = await sign_in_patient(client, sms, GUARDIAN)
-    doctor_id = (await client.get("/doctors", params={"q": "nhi khoa"})).json()["items"][0]["id"]
+    doctor_id = (await client.get("/doctors", params={"q": "noi tong quat"})).json()["items"][0]["id"]
     slots = (await client.get(f"/doctors/{doctor_id}/slots", params={"days": 5})).json()
     later = next(s for s in slots if s["starts_at"] > slots[0]["starts_at"][:10] + "T99")  # a slot on a later day
     booked = await client.post("/consultations", headers=bearer(session), json={
@@ -41,7 +43,7 @@ async def test_booking_queues_confirmation_day_before_reminder_and_call_to_the_w
     assert set(rows) == {"appointment_booked", "appointment_reminder_24h", "appointment_starting_soon"}
     assert all(r["phone"] == GUARDIAN and r["channel"] == "push" for r in rows.values())
     assert rows["appointment_booked"]["params"]["doctor_name"] == consultation["doctor_name"]
-    starts = rows["appointment_starting_soon"]["expires_at"] - timedelta(minutes=20)  # ends_at - slot length
+    starts = rows["appointment_starting_soon"]["expires_at"] - timedelta(minutes=15)  # ends_at - slot length
     assert rows["appointment_starting_soon"]["category"] == "call"  # exempt from quiet hours
     assert rows["appointment_starting_soon"]["available_at"] == starts - timedelta(minutes=15)
     assert rows["appointment_starting_soon"]["params"]["starts_at"] == \
