@@ -2,15 +2,18 @@
 
 Lifecycle (Asia/Ho_Chi_Minh for everything shown; UTC stored):
 
-    booked ──check-in──▶ waiting ──call starts──▶ in_call ──doctor ends──▶ completed
-      │                    │
-      ├─ cancelled_by_patient (free until LIENTHONG_FREE_CANCELLATION_HOURS before the start, "late" after)
-      ├─ cancelled_by_doctor  (a paid booking becomes refund_due: the payments module consumes the event)
-      └─ no_show              (patient never checked in, N minutes after the start)
+    awaiting_payment ──paid (payments)──▶ booked ──check-in──▶ waiting ──call starts──▶ in_call ──▶ completed
+      │                                     │                    │
+      └─ payment_expired (unpaid by         ├─ cancelled_by_patient (free until LIENTHONG_FREE_CANCELLATION_HOURS
+         payment_due_at, once VNPay         │    before the start, "late" after)
+         confirms nothing was paid)         ├─ cancelled_by_doctor  (what was paid is refunded in the same transaction)
+                                            └─ no_show              (patient never checked in, N minutes after start)
+
+A free doctor's booking starts as booked.
 
 A patient who checked in but whose doctor never started the call by the end of the slot is a doctor no-show:
-the booking becomes cancelled_by_doctor and refundable. Every transition locks the consultation row, so racing
-requests (check-in against cancel, two ends) settle in the database; an illegal transition is a 409.
+the booking becomes cancelled_by_doctor and its payment is refunded. Every transition locks the consultation row,
+so racing requests (check-in against cancel, two ends) settle in the database; an illegal transition is a 409.
 """
 
 from __future__ import annotations

@@ -79,26 +79,58 @@ def platform() -> Iterator[Platform]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the server and its worker processes (Linux /proc)."""
+        return process_tree_cpu_s(self.process.pid)
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return total
+
+
 @contextlib.contextmanager
-def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+def server(env: dict[str, str], factory: str = "api.app:create_app", workers: int = 1,
+           ready_path: str = "/health/ready") -> Iterator[Server]:
+    """An ASGI app factory served by uvicorn in its own process(es) on a free loopback port, once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port",
+        [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port",
          str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{base_url}{ready_path}", timeout=1).status_code == 200:
                     break
             time.sleep(0.1)
         else:
-            raise TimeoutError("API did not become ready")
-        yield base_url
+            raise TimeoutError(f"{factory} did not become ready")
+        yield Server(base_url, port, process)
     finally:
         process.terminate()
         process.wait(15)
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+    with server(env, workers=workers) as running:
+        yield running.url
 
 
 def percentile(values: list[float], pct: float) -> float:

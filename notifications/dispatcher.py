@@ -392,6 +392,8 @@ class Dispatcher:
                     log.warning("dispatcher: database unavailable", extra={"error": type(exc).__name__})
                     if listener is not None:
                         with contextlib.suppress(Exception):
+                            await listener.remove_listener(WAKE_CHANNEL, on_notify)
+                        with contextlib.suppress(Exception):
                             await self._pool.release(listener)
                         listener = None
                 with contextlib.suppress(TimeoutError):
@@ -399,5 +401,5 @@ class Dispatcher:
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
-                    await listener.remove_listener(WAKE_CHANNEL, on_notify)
+                    await listener.remove_listener(WAKE_CHANNEL, on_notify)  # UNLISTEN on the server too
                 await self._pool.release(listener)

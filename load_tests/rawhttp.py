@@ -1,0 +1,62 @@
+"""A minimal asyncio HTTP/1.1 load client for raw server capacity: keep-alive connections, requests pre-encoded
+as bytes, responses read by Content-Length. It spends a few microseconds per request where httpx spends hundreds,
+so on a 2-core machine the server, not the client, is what is measured (Locust's client is the limit there)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+def request(method: str, path: str, *, host: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    if body:
+        lines.append("Content-Type: application/json")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Result:
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    wall_s: float = 0.0
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+            break
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run(host: str, port: int, requests: Sequence[bytes], concurrency: int) -> Result:
+    """Send every request once, ``concurrency`` at a time over as many keep-alive connections."""
+    result = Result()
+    items = iter(requests)
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for raw in items:
+                started = time.perf_counter()
+                writer.write(raw)
+                status = await _read_response(reader)
+                result.latencies_s.append(time.perf_counter() - started)
+                result.statuses[status] += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    result.wall_s = time.perf_counter() - started
+    return result
