@@ -45,14 +45,13 @@ HOURS = (  # (share, spans): most pharmacies keep shop hours, some never close, 
 )
 PATIENTS = 200
 STOCK_CHUNK = 500  # pharmacies per INSERT: each statement stays well under the pool's command timeout
-# Every pharmacy holds the common (seed) medicines and a stride of its own through the generated ones; about one
-# count in seven is zero (sold out).
-_STOCK_SQL = """
+# Every pharmacy holds the common (seed) medicines and a stride of its own through the generated ones ($3: their
+# source code); about one count in seven is zero (sold out). load_tests.datagen stocks its pharmacies the same way.
+STOCK_SQL = """
     WITH common AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM drugs
-                    WHERE source_code = 'lienthong-demo-seed' AND control_class = 'none' AND is_medicine),
-         other AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM drugs
-                   WHERE source_code = 'bench-generated'),
-         sizes AS (SELECT (SELECT count(*) FROM common) AS common, (SELECT count(*) FROM other) AS other),
+                    WHERE source_code = 'lienthong-demo-seed' AND control_class = 'none' AND is_medicine AND active),
+         other AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM drugs WHERE source_code = $3),
+         sizes AS (SELECT (SELECT count(*) FROM common) AS common, greatest(1, (SELECT count(*) FROM other)) AS other),
          slots AS (SELECT p.id AS pharmacy_id, k,
                           (hashtext(p.id::text)::bigint + 2147483648 + (k - sizes.common) * 7919) % sizes.other AS n
                    FROM unnest($1::uuid[]) AS p(id), sizes, generate_series(0, $2 - 1) AS k)
@@ -60,7 +59,9 @@ _STOCK_SQL = """
     SELECT s.pharmacy_id, coalesce(c.id, o.id),
            CASE WHEN random() < 0.15 THEN 0 ELSE 1 + (random() * 199)::integer END, 'viên'
     FROM slots s LEFT JOIN common c ON c.n = s.k LEFT JOIN other o ON c.id IS NULL AND o.n = s.n
-    ORDER BY s.pharmacy_id, s.k"""
+    WHERE coalesce(c.id, o.id) IS NOT NULL
+    ORDER BY s.pharmacy_id, s.k
+    ON CONFLICT DO NOTHING"""
 
 
 def _generated_csv(count: int) -> bytes:
@@ -116,7 +117,7 @@ async def build(plat: Platform, pharmacies: int, stocked: int, drugs: int) -> di
         async def fill(part: list[list[uuid.UUID]]) -> None:
             async with pool.acquire() as conn:
                 for chunk in part:
-                    await conn.execute(_STOCK_SQL, chunk, stocked, timeout=3600)
+                    await conn.execute(STOCK_SQL, chunk, stocked, "bench-generated", timeout=3600)
 
         # two connections for the two cores this box has
         await asyncio.gather(fill(chunks[0::2]), fill(chunks[1::2]))
