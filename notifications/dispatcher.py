@@ -44,6 +44,7 @@ from notifications.outbox import VIETNAM, WAKE_CHANNEL, next_send_time
 from notifications.sms import SmsError, SmsGateway, SmsRejected
 from notifications.templates import (
     REMINDER_KINDS,
+    VACCINATION_SMS_KINDS,
     UnknownTemplate,
     has_sms,
     is_reminder,
@@ -354,10 +355,8 @@ class Dispatcher:
 
     async def enqueue_unopened_fallbacks(self) -> int:
         """SMS for vaccination pushes not opened within ``LIENTHONG_PUSH_FALLBACK_MINUTES``."""
-        from notifications.templates import TEMPLATES  # noqa: PLC0415 - the one table, read at call time
-
-        kinds = [kind for kind, t in TEMPLATES.items() if kind.startswith("vaccination_") and t.sms is not None]
-        status = await self._pool.execute(_UNOPENED_FALLBACK, self._settings.push_fallback_minutes, kinds)
+        status = await self._pool.execute(_UNOPENED_FALLBACK, self._settings.push_fallback_minutes,
+                                          list(VACCINATION_SMS_KINDS))
         added = int(status.rsplit(" ", 1)[-1])
         if added:
             await self._pool.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)

@@ -149,3 +149,6 @@ def is_reminder(kind: str) -> bool:
 
 
 REMINDER_KINDS: tuple[str, ...] = tuple(kind for kind, t in TEMPLATES.items() if t.reminder)
+# vaccination kinds that have an SMS: an unopened push of one of them is followed by its SMS
+VACCINATION_SMS_KINDS: tuple[str, ...] = tuple(
+    kind for kind, t in TEMPLATES.items() if kind.startswith("vaccination_") and t.sms is not None)

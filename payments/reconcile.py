@@ -18,8 +18,7 @@ import msgspec
 from api.db import Conn
 from api.settings import Settings
 from payments.schemas import Payment
-from payments.service import _PAYMENT, classify, payment_by_id, settle
-from payments.service import _late_success as late_success
+from payments.service import PAYMENT_SELECT, classify, late_success, payment_by_id, settle
 from payments.vnpay import QueryResult, VnpayBadResponse, VnpayClient, VnpayUnavailable, order_info
 
 log = logging.getLogger("lienthong.payments")
@@ -249,6 +248,6 @@ async def overdue_pending(pool: asyncpg.Pool) -> int:
 
 
 async def reviewable(conn: Conn) -> list[Payment]:
-    rows = await conn.fetch(_PAYMENT + " WHERE status IN ('needs_review', 'refund_failed') ORDER BY created_at DESC "
-                            "LIMIT 200")
+    rows = await conn.fetch(PAYMENT_SELECT + " WHERE status IN ('needs_review', 'refund_failed') "
+                            "ORDER BY created_at DESC LIMIT 200")
     return [msgspec.convert(dict(r), Payment) for r in rows]

@@ -52,9 +52,9 @@ INVALID_SIGNATURE: IpnAnswer = ("97", "Invalid signature")
 UNKNOWN_ERROR: IpnAnswer = ("99", "Unknow error")
 INPUT_REQUIRED: IpnAnswer = ("99", "Input data required")
 
-_PAYMENT = """SELECT id, txn_ref, purpose, consultation_id, dispense_id, payer_account_id, pharmacy_id, created_by,
-    amount_vnd, status, order_info, pay_url, create_date, expire_date, expires_at, settle_after, response_code,
-    transaction_status, vnp_transaction_no, bank_code, paid_at, refunded_vnd, review_reason, created_at
+PAYMENT_SELECT = """SELECT id, txn_ref, purpose, consultation_id, dispense_id, payer_account_id, pharmacy_id,
+    created_by, amount_vnd, status, order_info, pay_url, create_date, expire_date, expires_at, settle_after,
+    response_code, transaction_status, vnp_transaction_no, bank_code, paid_at, refunded_vnd, review_reason, created_at
     FROM payments"""
 
 
@@ -96,17 +96,17 @@ def view(p: Payment, *, with_qr: bool = False) -> PaymentView:
 
 
 async def payment_by_id(conn: Conn, payment_id: UUID, *, lock: bool = False) -> Payment | None:
-    row = await conn.fetchrow(_PAYMENT + " WHERE id = $1" + (" FOR UPDATE" if lock else ""), payment_id)
+    row = await conn.fetchrow(PAYMENT_SELECT + " WHERE id = $1" + (" FOR UPDATE" if lock else ""), payment_id)
     return msgspec.convert(dict(row), Payment) if row else None
 
 
 async def _payment_by_txn_ref(conn: Conn, txn_ref: str) -> Payment | None:
-    row = await conn.fetchrow(_PAYMENT + " WHERE txn_ref = $1 FOR UPDATE", txn_ref)
+    row = await conn.fetchrow(PAYMENT_SELECT + " WHERE txn_ref = $1 FOR UPDATE", txn_ref)
     return msgspec.convert(dict(row), Payment) if row else None
 
 
 async def _open_attempt(conn: Conn, column: str, target_id: UUID) -> Payment | None:
-    row = await conn.fetchrow(_PAYMENT + f" WHERE {column} = $1 AND status = 'pending'", target_id)
+    row = await conn.fetchrow(PAYMENT_SELECT + f" WHERE {column} = $1 AND status = 'pending'", target_id)
     return msgspec.convert(dict(row), Payment) if row else None
 
 
@@ -119,9 +119,9 @@ async def _create_attempt(conn: Conn, settings: Settings, *, purpose: str, consu
     now = _now()
     expires_at = min(now + timedelta(minutes=settings.vnpay_expire_minutes), window_ends)
     txn_ref = new_txn_ref()
+    info = order_info(f"{description} {txn_ref}")
     request: PayRequest = pay_url(
-        vnpay_config(settings), txn_ref=txn_ref, amount_vnd=amount_vnd,
-        order_info=order_info(f"{description} {txn_ref}"),
+        vnpay_config(settings), txn_ref=txn_ref, amount_vnd=amount_vnd, order_info=info,
         return_url=f"{settings.public_url}/payments/vnpay/return", ip_addr=ip_addr, created_at=now,
         expires_at=expires_at)
     payment_id: UUID = await conn.fetchval(
@@ -130,7 +130,7 @@ async def _create_attempt(conn: Conn, settings: Settings, *, purpose: str, consu
                                  settle_after)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id""",
         txn_ref, purpose, consultation_id, dispense_id, payer_account_id, pharmacy_id, created_by, amount_vnd,
-        order_info(f"{description} {txn_ref}"), request.url, request.create_date, request.expire_date, expires_at,
+        info, request.url, request.create_date, request.expire_date, expires_at,
         expires_at + timedelta(minutes=settings.vnpay_grace_minutes))
     await conn.execute("INSERT INTO payment_transitions (payment_id, from_status, to_status, source) "
                        "VALUES ($1, 'new', 'pending', 'api')", payment_id)
@@ -290,7 +290,7 @@ async def _deliver(conn: Conn, settings: Settings, p: Payment) -> None:
                     "purpose": "phí khám" if p.purpose == "consultation" else "đơn thuốc"}), settings)
 
 
-async def _late_success(conn: Conn, settings: Settings, p: Payment, params: dict[str, str],
+async def late_success(conn: Conn, settings: Settings, p: Payment, params: dict[str, str],
                         source: Literal["ipn", "querydr"]) -> None:
     """VNPay says paid, but we had closed the attempt (failed or expired): the customer's money is real. It is
     recorded as paid and delivered if its booking still waits for it, else refunded (spec P11)."""
@@ -349,7 +349,7 @@ async def _settle_ipn(pool: asyncpg.Pool, settings: Settings, params: dict[str, 
             await settle(conn, settings, p, outcome, params, "ipn")
             return CONFIRMED
         if outcome == "paid" and p.status in ("failed", "expired"):
-            await _late_success(conn, settings, p, params, "ipn")
+            await late_success(conn, settings, p, params, "ipn")
         return ALREADY_CONFIRMED
 
 
@@ -382,7 +382,7 @@ async def handle_return(pool: asyncpg.Pool, settings: Settings, raw_query: str) 
     txn_ref = params.get("vnp_TxnRef")
     await _log_callback(pool, "return", raw_query, txn_ref, True, None)
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(_PAYMENT + " WHERE txn_ref = $1", txn_ref)
+        row = await conn.fetchrow(PAYMENT_SELECT + " WHERE txn_ref = $1", txn_ref)
     payment = view(msgspec.convert(dict(row), Payment)) if row else None
     return ReturnResult(signature_valid=True, payment=payment,
                         gateway_response_code=params.get("vnp_ResponseCode"))

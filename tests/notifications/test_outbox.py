@@ -3,7 +3,7 @@ channel; reminders never become due in quiet hours (Asia/Ho_Chi_Minh)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
@@ -121,9 +121,3 @@ async def test_a_notification_needs_exactly_one_recipient(pool: asyncpg.Pool, se
     async with pool.acquire() as conn:
         with pytest.raises(ValueError, match="account or to a patient"):
             await enqueue(conn, reminder(), settings)
-
-
-def test_expiry_in_the_past_is_allowed_to_be_queued_and_dropped_later() -> None:
-    # documented behaviour: enqueue does not refuse; the dispatcher marks such rows expired (tested there)
-    n = reminder(account_id=UUID(int=1), expires_at=datetime.now(UTC) - timedelta(minutes=1))
-    assert n.expires_at is not None
