@@ -29,6 +29,7 @@ from api.logs import RequestIdMiddleware
 from api.patients.routes import ConsentDocumentController, MeController, PatientController
 from api.settings import Settings, load_settings
 from api.worker import run_worker
+from console.routes import console_assets, home
 from consultations.routes import ConsultationController, DoctorController, icd10_search
 from eprescription.catalogue_routes import DrugController, DrugImportController
 from eprescription.routes import PrescriptionController
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PrecallController, RecordingController, VaccineController, VaccinationController,
             NotificationController, NotificationAdminController, DeviceController,
             PaymentController, VnpayController, PaymentAdminController,
-            health.live, health.ready, docs_redirect,
+            health.live, health.ready, docs_redirect, home, console_assets,
             create_static_files_router(path="/docs/assets", directories=[swagger_ui.static_path],
                                        opt={"public": True}, include_in_schema=False),
             *([dev_inbox] if settings.mode == "demo" and (settings.uses_sms_sandbox or settings.uses_fcm_sandbox)
