@@ -280,14 +280,19 @@ async def totp_for_update(conn: Conn, account_id: UUID) -> TotpRow:
 
 async def issue(conn: Conn, rx_id: UUID, *, code: str, rx_type: str, findings: Sequence[Finding],
                 signed_content: bytes, signature: bytes, key_id: UUID, issued_at: datetime,
-                valid_until: datetime) -> None:
-    await conn.execute(
+                valid_until: datetime) -> bool:
+    """Issue the (locked) draft under ``code``; False when the code's random part is already taken in the facility
+    (VN-3.5), so the caller draws another without a savepoint round trip per attempt."""
+    issued = await conn.fetchval(
         """UPDATE prescriptions SET status = 'issued', code = $2, rx_type = $3, findings = $4,
                   signed_content = $5, signature = $6, signing_key_id = $7, issued_at = $8, valid_until = $9,
                   updated_at = now()
-           WHERE id = $1 AND status = 'draft'""",
+           WHERE id = $1 AND status = 'draft'
+             AND NOT EXISTS (SELECT 1 FROM prescriptions WHERE code IS NOT NULL AND left(code, 12) = left($2, 12))
+           RETURNING true""",
         rx_id, code, rx_type, list(findings), signed_content, signature, key_id,
         issued_at, valid_until)
+    return bool(issued)
 
 
 async def set_status(conn: Conn, rx_id: UUID, status: str, expected: Sequence[str], **fields: Any) -> bool:

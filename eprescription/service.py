@@ -219,6 +219,10 @@ async def _diagnoses_in(conn: Conn, consultation_id: UUID, given: Sequence[Any] 
 
 async def _named(conn: Conn, diagnoses: Sequence[SignedDiagnosis]) -> list[SignedDiagnosis]:
     _, icd = await db.catalogue_facts(conn, [], [d.code for d in diagnoses])
+    return _with_names(diagnoses, icd)
+
+
+def _with_names(diagnoses: Sequence[SignedDiagnosis], icd: dict[str, db.DiagnosisRow]) -> list[SignedDiagnosis]:
     return [msgspec.structs.replace(d, name=icd[d.code].name if d.code in icd else d.name) for d in diagnoses]
 
 
@@ -228,8 +232,11 @@ async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
                        ctx: AuditContext) -> Prescription:
     async with pool.acquire() as conn, conn.transaction():
         c = (await _prescribable(conn, settings, principal, data.consultation_id)).consultation
-        diagnoses = await _named(conn, await _diagnoses_in(conn, c.id, data.diagnoses))
-        found = await _known_drugs(conn, data.lines)
+        given = await _diagnoses_in(conn, c.id, data.diagnoses)
+        # one catalogue round trip for the drugs and the diagnosis names
+        found, icd = await db.catalogue_facts(conn, [line.drug_id for line in data.lines], [d.code for d in given])
+        _require_known(data.lines, found)
+        diagnoses = _with_names(given, icd)
         rx_id = await db.insert_draft(conn, c, diagnoses=diagnoses, advice=data.advice, note=data.note,
                                       follow_up_days=data.follow_up_days, weight_kg=data.weight_kg,
                                       pregnancy_status=data.pregnancy_status, long_term=data.long_term)
@@ -240,16 +247,20 @@ async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
 
 
 async def _known_drugs(conn: Conn, lines: Sequence[LineIn]) -> dict[UUID, db.DrugFacts]:
+    found, _ = await db.catalogue_facts(conn, [line.drug_id for line in lines], [])
+    _require_known(lines, found)
+    return found
+
+
+def _require_known(lines: Sequence[LineIn], found: dict[UUID, db.DrugFacts]) -> None:
     from api.errors import FieldError, InvalidInput  # noqa: PLC0415 - error types of the API edge
 
-    found, _ = await db.catalogue_facts(conn, [line.drug_id for line in lines], [])
     missing = [FieldError(f"body.lines[{i}].drug_id", "No such drug in the catalogue.")
                for i, line in enumerate(lines) if line.drug_id not in found]
     if missing:
         error = InvalidInput(missing[0].path, missing[0].message)
         error.errors = missing
         raise error
-    return found
 
 
 async def update_draft(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID, patch: DraftPatch,
@@ -409,16 +420,18 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
         canonical = content.canonical()
         signature = signing.sign(settings.data_key, key.id, key.private_key_enc, canonical)
         try:
-            async with conn.transaction():
-                await db.issue(conn, rx.id, code=code, rx_type=rx_type, findings=findings, signed_content=canonical,
-                               signature=signature, key_id=key.id, issued_at=issued_at,
-                               valid_until=content.valid_until)
+            issued = await db.issue(conn, rx.id, code=code, rx_type=rx_type, findings=findings,
+                                    signed_content=canonical, signature=signature, key_id=key.id,
+                                    issued_at=issued_at, valid_until=content.valid_until)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "prescriptions_one_open_c":
                 raise PrescriptionRuleViolated([RuleProblem(
                     "VN-1.10", "consultation_id", "Lần khám này đã có một đơn thuốc thường đang hiệu lực. This "
                     "consultation already has an open normal prescription; amend it instead.")]) from None
-            continue  # VN-3.5: the random part is taken in this facility (UNIQUE index); draw another
+            # another signature drew the same random part in the same instant (odds ~1 in 36^7): nothing is kept
+            raise PrescriptionStateConflict("Could not allocate a unique prescription code; sign again.") from None
+        if not issued:
+            continue  # VN-3.5: the random part is taken in this facility; draw another
         await national_sync.enqueue(conn, content, signature)
         await notices.issued(conn, content, settings)
         return content

@@ -1,173 +1,222 @@
-"""Prescribing benchmark: create a 5-line draft and sign it (hard rules + clinical checks against the full seed
-catalogue, TOTP, Ed25519, national outbox) at a fixed concurrency, the dry-run the console calls as the doctor types,
-and catalogue type-ahead search; GET /health/live from the same run is the baseline the ratios refer to.
+"""Prescribing benchmark (issue 8): create a 5-line draft and sign it (hard rules, clinical checks against the full
+seed catalogue, TOTP, Ed25519, national outbox, the patient's notice, audit) at 32 connections for 60 s, against a
+minimal endpoint measured in the same run that inserts the same rows in one statement without any checks
+(``POST /rx`` of ``load_tests/baseline_app.py``); then the dry-run the console calls as the doctor types.
 
 Each signature needs a fresh TOTP step of its doctor (a code is accepted once), so the run makes one doctor per
-prescription, each with its own in-call consultation and patient.
+prescription, each with a signing key and an in-call consultation with a patient of their own. The load comes from
+``load_tests.rawhttp`` and shares the 2 cores with the server and PostgreSQL.
 
-    python -m load_tests.bench_prescribing [--prescriptions 300] [--concurrency 8]
+    python -m load_tests.bench_prescribing [--prescriptions 8000] [--minimal 6000] [--concurrency 32] [--duration 60]
+
+Targets: create + sign ≥ 40 % of the minimal insert's rate; p99 ≤ 50 ms at 32 connections.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import json
 import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
-import httpx
 import pyotp
+from asyncpg import Range
 
 from api import db
 from api.auth.principal import Principal, issue_access_token
 from api.auth.secrets_box import seal
-from load_tests.harness import Platform, api_server, describe, platform
+from eprescription import signing
+from eprescription.codes import new_code
+from load_tests import rawhttp
+from load_tests.harness import Platform, Server, percentile, platform, server
 
 # five lines with several real interactions among them (CDS-1 major: warfarin × metronidazole, clopidogrel ×
 # omeprazole), so the checks do their full work; none is contraindicated, so no override is needed
 LINES = (("Warfarin", 1, 1, 10), ("Metronidazol", 1, 3, 7), ("Omeprazol", 1, 1, 14), ("Clopidogrel", 1, 1, 14),
          ("Paracetamol", 1, 3, 5))
-SEARCHES = ("para", "paracetamol 5", "amox", "amoxicilin", "amoxcilin", "ômeprazol", "C09", "panadol", "cefu", "lor")
 
 
-async def doctors_in_calls(plat: Platform, count: int, lines: tuple[tuple[str, int, int, int], ...] = LINES
-                          ) -> list[dict[str, Any]]:
-    """``count`` doctors with a TOTP secret, each in a call with a patient of their own, and a draft body of
-    ``lines`` (INN, dose, times per day, days) for that consultation."""
+async def doctors_in_calls(plat: Platform, count: int, lines: tuple[tuple[str, int, int, int], ...] = LINES,
+                           *, first: int = 0) -> list[dict[str, Any]]:
+    """``count`` doctors with a TOTP secret and a signing key (as after their first signature), each in a call with a
+    patient of their own, and a draft body of ``lines`` (INN, dose, times per day, days) for that consultation.
+    Written with COPY, so thousands take seconds; ``first`` numbers them apart from an earlier call."""
     pool = await db.create_pool(plat.target, plat.settings)
     made = []
     try:
         async with pool.acquire() as conn, conn.transaction():
+            # COPY is binary; citext's binary form is text's (this pool is closed below, so the codec goes with it)
+            await conn.set_type_codec("citext", schema="public", encoder=str.encode, decoder=bytes.decode,
+                                      format="binary")
             facility_id = await conn.fetchval("SELECT id FROM facilities LIMIT 1")
-            for i in range(count):
-                secret = pyotp.random_base32()
-                account_id = await conn.fetchval(
-                    """INSERT INTO accounts (role, username, password_hash, full_name, totp_confirmed_at)
-                       VALUES ('doctor', $1, 'bench-no-login', $2, now()) RETURNING id""", f"bench.bs{i}",
-                    f"Bác sĩ {i}")
-                await conn.execute("UPDATE accounts SET totp_secret_enc = $2 WHERE id = $1", account_id,
-                                   seal(plat.settings.data_key, secret.encode(), account_id.bytes))
-                await conn.execute(
-                    "INSERT INTO doctors (account_id, facility_id, licence_number) VALUES ($1, $2, $3)",
-                    account_id, facility_id, f"B{i:06d}/HCM-CCHN")
-                patient_account = await conn.fetchval(
-                    "INSERT INTO accounts (role, phone, full_name) VALUES ('patient', $1, $2) RETURNING id",
-                    f"+8495{i:07d}", f"Bệnh nhân {i}")
-                patient_id = await conn.fetchval(
-                    """INSERT INTO patients (account_id, full_name, date_of_birth, sex, address)
-                       VALUES ($1, $2, '1970-01-01', 'male', 'Hà Nội') RETURNING id""", patient_account, f"BN {i}")
-                consultation_id = await conn.fetchval(
-                    """INSERT INTO consultations (doctor_id, patient_id, booked_by, slot, status, reason, fee_vnd,
-                                                  checked_in_at, call_started_at, telemedicine_icd10)
-                       VALUES ($1, $2, $3, tstzrange(now() - interval '5 minutes', now() + interval '15 minutes'),
-                               'in_call', 'Benchmark', 0, now(), now(), 'I10') RETURNING id""",
-                    account_id, patient_id, patient_account)
-                token = issue_access_token(Principal(account_id=account_id, role="doctor", facility_id=facility_id),
+            secret = pyotp.random_base32()  # shared: each account still accepts a step once (totp_last_step)
+            accounts, doctors, patients, consultations, keys = [], [], [], [], []
+            now = datetime.now(UTC)
+            slot = Range(now - timedelta(minutes=5), now + timedelta(minutes=15))
+            for i in range(first, first + count):
+                doctor_id, patient_account, patient_id, consultation_id, key_id = (uuid4() for _ in range(5))
+                accounts.append((doctor_id, "doctor", None, f"bench.bs{i}", "bench-no-login", f"Bác sĩ {i}",
+                                 seal(plat.settings.data_key, secret.encode(), doctor_id.bytes), now))
+                accounts.append((patient_account, "patient", f"+8495{i:07d}", None, None, f"Bệnh nhân {i}", None,
+                                 None))
+                doctors.append((doctor_id, facility_id, f"B{i:06d}/HCM-CCHN"))
+                patients.append((patient_id, patient_account, f"BN {i}", date(1970, 1, 1), "male", "Hà Nội"))
+                consultations.append((consultation_id, doctor_id, patient_id, patient_account, slot, "in_call",
+                                      "Benchmark", 0, now, now, "I10"))
+                keys.append((key_id, doctor_id, *signing.new_key_pair(plat.settings.data_key, key_id)))
+                token = issue_access_token(Principal(account_id=doctor_id, role="doctor", facility_id=facility_id),
                                            plat.settings, ttl_s=3600)
-                made.append({"token": token, "secret": secret, "consultation_id": str(consultation_id)})
-            drug_ids = {inn: str(await conn.fetchval("SELECT id FROM drugs WHERE inn = $1 ORDER BY strength LIMIT 1",
-                                                     inn)) for inn, *_ in lines}
+                made.append({"token": token, "secret": secret, "consultation_id": str(consultation_id),
+                             "doctor_id": str(doctor_id), "patient_id": str(patient_id),
+                             "facility_id": str(facility_id), "signing_key_id": str(key_id)})
+            await conn.copy_records_to_table("accounts", records=accounts, columns=(
+                "id", "role", "phone", "username", "password_hash", "full_name", "totp_secret_enc",
+                "totp_confirmed_at"))
+            await conn.copy_records_to_table("doctors", records=doctors,
+                                             columns=("account_id", "facility_id", "licence_number"))
+            await conn.copy_records_to_table("patients", records=patients, columns=(
+                "id", "account_id", "full_name", "date_of_birth", "sex", "address"))
+            await conn.copy_records_to_table("consultations", records=consultations, columns=(
+                "id", "doctor_id", "patient_id", "booked_by", "slot", "status", "reason", "fee_vnd",
+                "checked_in_at", "call_started_at", "telemedicine_icd10"))
+            await conn.copy_records_to_table("doctor_signing_keys", records=keys,
+                                             columns=("id", "doctor_id", "public_key", "private_key_enc"))
+            drugs = {inn: dict(await conn.fetchrow(
+                """SELECT id::text AS drug_id, inn, strength, dosage_form, route FROM drugs WHERE inn = $1
+                   ORDER BY strength LIMIT 1""", inn)) for inn, *_ in lines}
     finally:
         await pool.close()
-    body_lines = [{"drug_id": drug_ids[inn], "dose_per_time": dose, "dose_unit": "viên", "times_per_day": times,
-                   "days": days, "quantity": dose * times * days, "quantity_unit": "viên", "usage": "Uống sau ăn"}
-                  for inn, dose, times, days in lines]
+    body_lines = [{"drug_id": drugs[inn]["drug_id"], "dose_per_time": dose, "dose_unit": "viên",
+                   "times_per_day": times, "days": days, "quantity": dose * times * days, "quantity_unit": "viên",
+                   "usage": "Uống sau ăn"} for inn, dose, times, days in lines]
+    # what the minimal insert endpoint of the baseline app is given: the same line values, names from the catalogue
+    row_lines = [{**line, "drug_name": drugs[inn]["inn"], "strength": drugs[inn]["strength"],
+                  "dosage_form": drugs[inn]["dosage_form"], "route": drugs[inn]["route"]}
+                 for line, (inn, *_) in zip(body_lines, lines, strict=True)]
     for doctor in made:
         doctor["draft"] = {"consultation_id": doctor["consultation_id"], "lines": body_lines,
                            "diagnoses": [{"code": "I10", "conclusion": "Tăng huyết áp"}]}
+        doctor["row_lines"] = row_lines
     return made
 
 
-async def _ping(http: httpx.AsyncClient, requests: int, concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
+def _minimal_requests(port: int, doctors: list[dict[str, Any]]) -> list[bytes]:
+    """POST /rx bodies for the baseline app: the same prescription and lines, each on a consultation of its own."""
+    host = f"127.0.0.1:{port}"
+    requests = []
+    for doctor in doctors:
+        code = str(new_code("BENCH", "c"))
+        body = {"code": code, "consultation_id": doctor["consultation_id"], "patient_id": doctor["patient_id"],
+                "doctor_id": doctor["doctor_id"], "facility_id": doctor["facility_id"],
+                "signing_key_id": doctor["signing_key_id"], "diagnoses": doctor["draft"]["diagnoses"],
+                "lines": doctor["row_lines"]}
+        requests.append(rawhttp.request("POST", "/rx", host=host, body=json.dumps(body).encode()))
+    return requests
 
-    async def one() -> None:
-        started = time.perf_counter()
-        await http.get("/health/live")
-        latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    for offset in range(0, requests, concurrency):
-        await asyncio.gather(*(one() for _ in range(min(concurrency, requests - offset))))
-    return describe(f"baseline GET /health/live c={concurrency}", latencies, time.perf_counter() - started, requests)
+def _measure_minimal(base: Server, requests: list[bytes], concurrency: int) -> dict[str, float]:
+    cpu_before = base.cpu_s()
+    result = asyncio.run(rawhttp.run("127.0.0.1", base.port, requests, concurrency))
+    assert result.statuses.get(201) == len(requests), dict(result.statuses)
+    figures = {"per_s": len(requests) / result.wall_s, "p50_ms": percentile(result.latencies_s, 50) * 1000,
+               "p99_ms": percentile(result.latencies_s, 99) * 1000,
+               "cpu_ms": (base.cpu_s() - cpu_before) * 1000 / len(requests)}
+    print(f"  minimal insert (POST /rx)        {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
+          f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms each")
+    return figures
 
 
-async def bench(base_url: str, doctors: list[dict[str, Any]], concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
-        ping = await _ping(http, 2000, concurrency)
+def _measure_pairs(api: Server, doctors: list[dict[str, Any]], concurrency: int, duration_s: float
+                   ) -> dict[str, float]:
+    """Create a 5-line draft and sign it, one doctor per pair, on ``concurrency`` connections for ``duration_s``."""
+    host = f"127.0.0.1:{api.port}"
+    create_s: list[float] = []
+    sign_s: list[float] = []
+    pair_s: list[float] = []
+    statuses: Counter[str] = Counter()
 
-        dry_latencies: list[float] = []
-        started = time.perf_counter()
-        sample = doctors[: min(len(doctors), 400)]
-        for offset in range(0, len(sample), concurrency):
-            async def dry(doctor: dict[str, Any]) -> None:
-                t0 = time.perf_counter()
-                r = await http.post("/prescriptions/dry-run", json=doctor["draft"],
-                                    headers={"Authorization": f"Bearer {doctor['token']}"})
-                dry_latencies.append(time.perf_counter() - t0)
-                assert r.status_code == 200, r.text
-            await asyncio.gather(*(dry(d) for d in sample[offset:offset + concurrency]))
-        dry_run = describe(f"POST /prescriptions/dry-run c={concurrency}", dry_latencies,
-                           time.perf_counter() - started, len(dry_latencies))
+    def flow_for(doctor: dict[str, Any]) -> rawhttp.Flow:
+        auth = {"Authorization": f"Bearer {doctor['token']}"}
+        create = rawhttp.request("POST", "/prescriptions", host=host, body=json.dumps(doctor["draft"]).encode(),
+                                 headers=auth)
 
-        create_latencies: list[float] = []
-        sign_latencies: list[float] = []
-        pair_latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for doctor in doctors:
-            queue.put_nowait(doctor)
+        async def flow(conn: rawhttp.Connection) -> None:
+            t0 = time.perf_counter()
+            status, body = await conn.call(create)
+            t1 = time.perf_counter()
+            statuses[f"create {status}"] += 1
+            if status != 201:
+                return
+            sign = rawhttp.request(
+                "POST", f"/prescriptions/{json.loads(body)['id']}/sign", host=host, headers=auth,
+                body=json.dumps({"totp_code": pyotp.TOTP(doctor["secret"]).now()}).encode())
+            status, _ = await conn.call(sign)
+            t2 = time.perf_counter()
+            statuses[f"sign {status}"] += 1
+            create_s.append(t1 - t0)
+            sign_s.append(t2 - t1)
+            if status == 200:
+                pair_s.append(t2 - t0)
+        return flow
 
-        async def worker() -> None:
-            while not queue.empty():
-                doctor = queue.get_nowait()
-                auth = {"Authorization": f"Bearer {doctor['token']}"}
-                t0 = time.perf_counter()
-                created = await http.post("/prescriptions", json=doctor["draft"], headers=auth)
-                t1 = time.perf_counter()
-                signed = await http.post(f"/prescriptions/{created.json()['id']}/sign", headers=auth,
-                                         json={"totp_code": pyotp.TOTP(doctor["secret"]).now()})
-                t2 = time.perf_counter()
-                create_latencies.append(t1 - t0)
-                sign_latencies.append(t2 - t1)
-                pair_latencies.append(t2 - t0)
-                statuses[signed.status_code] = statuses.get(signed.status_code, 0) + 1
+    cpu_before = api.cpu_s()
+    wall = asyncio.run(rawhttp.run_flows("127.0.0.1", api.port, map(flow_for, doctors), concurrency,
+                                         deadline=time.perf_counter() + duration_s))
+    signed = len(pair_s)
+    figures = {"per_s": signed / wall, "p50_ms": percentile(pair_s, 50) * 1000, "p99_ms": percentile(pair_s, 99) * 1000,
+               "cpu_ms": (api.cpu_s() - cpu_before) * 1000 / max(signed, 1), "wall_s": wall, "signed": signed,
+               "create_p99_ms": percentile(create_s, 99) * 1000, "sign_p99_ms": percentile(sign_s, 99) * 1000}
+    print(f"  create + sign (2 requests)       {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
+          f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms each")
+    print(f"    {signed} signed in {wall:.1f} s; create p99 {figures['create_p99_ms']:.1f} ms, sign p99 "
+          f"{figures['sign_p99_ms']:.1f} ms; statuses {dict(sorted(statuses.items()))}")
+    if signed == len(doctors):
+        print("    (ran out of doctors before the duration: pass a larger --prescriptions)")
+    return figures
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-        describe(f"POST /prescriptions (5 lines) c={concurrency}", create_latencies, wall, len(create_latencies))
-        describe(f"POST …/sign c={concurrency}", sign_latencies, wall, statuses.get(200, 0))
-        pairs = describe(f"create+sign pair c={concurrency}", pair_latencies, wall, statuses.get(200, 0))
-        print(f"  sign statuses {dict(sorted(statuses.items()))}; signed prescriptions/s {pairs['req_per_s']:.1f}; "
-              f"ratios vs ping: dry-run p99 ×{dry_run['p99_ms'] / ping['p99_ms']:.1f}, "
-              f"pair throughput ×{pairs['req_per_s'] / ping['req_per_s']:.3f}")
 
-        token = doctors[0]["token"]
-        search_latencies: list[float] = []
-        started = time.perf_counter()
-        for _ in range(100):
-            for q in SEARCHES:
-                t0 = time.perf_counter()
-                r = await http.get("/drugs", params={"q": q, "limit": 10}, headers={"Authorization": f"Bearer {token}"})
-                search_latencies.append(time.perf_counter() - t0)
-                assert r.status_code == 200, r.text
-        search = describe("GET /drugs?q= (seed catalogue) c=1", search_latencies, time.perf_counter() - started,
-                          len(search_latencies))
-        single = await _ping(http, 1000, 1)
-        print(f"  search p99 ×{search['p99_ms'] / single['p99_ms']:.1f} of ping at c=1")
+def _measure_dry_run(api: Server, doctors: list[dict[str, Any]], count: int) -> None:
+    host = f"127.0.0.1:{api.port}"
+    requests = [rawhttp.request("POST", "/prescriptions/dry-run", host=host, body=json.dumps(d["draft"]).encode(),
+                                headers={"Authorization": f"Bearer {d['token']}"})
+                for d in itertools.islice(itertools.cycle(doctors), count)]
+    result = asyncio.run(rawhttp.run("127.0.0.1", api.port, requests, 1))
+    assert result.statuses.get(200) == count, dict(result.statuses)
+    print(f"  dry-run as the doctor types (1 connection): p50 {percentile(result.latencies_s, 50) * 1000:.2f} ms, "
+          f"p99 {percentile(result.latencies_s, 99) * 1000:.2f} ms")
+
+
+def run(plat: Platform, prescriptions: int, minimal: int, concurrency: int, duration_s: float) -> None:
+    signers = asyncio.run(doctors_in_calls(plat, prescriptions + 100))
+    inserts = asyncio.run(doctors_in_calls(plat, minimal + 200, first=prescriptions + 100))
+    warm, signers = signers[:100], signers[100:]
+    with server(plat.env) as api, server(plat.env, "load_tests.baseline_app:create_app", ready_path="/ping") as base:
+        # first connections, prepared statements, imports, caches
+        asyncio.run(rawhttp.run("127.0.0.1", base.port, _minimal_requests(base.port, inserts[:200]), 4))
+        _measure_pairs(api, warm, 4, 60)
+        print(f"{concurrency} connections")
+        floor = _measure_minimal(base, _minimal_requests(base.port, inserts[200:]), concurrency)
+        pairs = _measure_pairs(api, signers, concurrency, duration_s)
+        _measure_dry_run(api, signers[-200:], 400)
+    print(f"\ncreate + sign = {pairs['per_s'] / floor['per_s']:.0%} of the minimal insert (target ≥ 40 %); "
+          f"p99 {pairs['p99_ms']:.1f} ms at {concurrency} connections over {pairs['wall_s']:.0f} s (target ≤ 50 ms); "
+          f"server CPU {pairs['cpu_ms']:.2f} ms per signed prescription vs {floor['cpu_ms']:.2f} ms per minimal insert")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--prescriptions", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prescriptions", type=int, default=8000, help="doctors in calls for the timed run")
+    parser.add_argument("--minimal", type=int, default=6000, help="minimal inserts")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of create + sign")
     args = parser.parse_args()
     with platform() as plat:
-        doctors = asyncio.run(doctors_in_calls(plat, args.prescriptions))
-        with api_server(plat.env) as base_url:
-            asyncio.run(bench(base_url, doctors, args.concurrency))
+        run(plat, args.prescriptions, args.minimal, args.concurrency, args.duration)
 
 
 if __name__ == "__main__":

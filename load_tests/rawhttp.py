@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -26,7 +26,7 @@ class Result:
     wall_s: float = 0.0
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -34,9 +34,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
             break
-    if length:
-        await reader.readexactly(length)
-    return status
+    return status, (await reader.readexactly(length) if length else b"")
 
 
 async def run(host: str, port: int, requests: Sequence[bytes], concurrency: int) -> Result:
@@ -50,7 +48,7 @@ async def run(host: str, port: int, requests: Sequence[bytes], concurrency: int)
             for raw in items:
                 started = time.perf_counter()
                 writer.write(raw)
-                status = await _read_response(reader)
+                status, _ = await _read_response(reader)
                 result.latencies_s.append(time.perf_counter() - started)
                 result.statuses[status] += 1
         finally:
@@ -60,3 +58,38 @@ async def run(host: str, port: int, requests: Sequence[bytes], concurrency: int)
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     result.wall_s = time.perf_counter() - started
     return result
+
+
+class Connection:
+    """One keep-alive connection for a flow whose next request depends on the last answer (create, then sign)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def call(self, raw: bytes) -> tuple[int, bytes]:
+        self._writer.write(raw)
+        return await _read_response(self._reader)
+
+
+Flow = Callable[[Connection], Awaitable[None]]
+
+
+async def run_flows(host: str, port: int, flows: Iterable[Flow], concurrency: int, *,
+                    deadline: float | None = None) -> float:
+    """Run each flow once, ``concurrency`` at a time, each on one of as many keep-alive connections, until the flows
+    run out or ``time.perf_counter()`` passes ``deadline``; returns the wall time. Flows record their own figures."""
+    items = iter(flows)
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for flow in items:
+                await flow(Connection(reader, writer))
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return time.perf_counter() - started
