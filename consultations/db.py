@@ -15,7 +15,10 @@ from consultations.schemas import (
     Consultation,
     Diagnosis,
     DoctorSummary,
+    HistoryPatient,
     Icd10,
+    PastConsultation,
+    PastPrescription,
     QueueEntry,
     ScheduleException,
 )
@@ -267,3 +270,48 @@ async def record(conn: Conn, consultation_id: UUID) -> tuple[dict[str, Any] | No
     return (dict(row) if row else None, [msgspec.convert(dict(d), Diagnosis) for d in diagnoses],
             msgspec.convert(dict(quality), CallQuality))
 
+
+
+async def history_patient(conn: Conn, patient_id: UUID) -> HistoryPatient:
+    row = await conn.fetchrow(
+        """SELECT id, full_name, date_of_birth, sex, weight_kg::float8 AS weight_kg, allergies
+           FROM patients WHERE id = $1""", patient_id)
+    assert row is not None
+    return msgspec.convert(dict(row), HistoryPatient)
+
+
+async def past_consultations(conn: Conn, patient_id: UUID, except_id: UUID, limit: int) -> list[PastConsultation]:
+    rows = await conn.fetch(
+        """SELECT c.id, lower(c.slot) AS starts_at, c.status, a.full_name AS doctor_name, c.reason,
+                  coalesce(r.advice, '') AS advice,
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('code', d.code, 'name', d.name,
+                                                                'is_principal', d.is_principal) ORDER BY d.position)
+                            FROM consultation_diagnoses d WHERE d.consultation_id = c.id), '[]') AS diagnoses
+           FROM consultations c JOIN accounts a ON a.id = c.doctor_id
+           LEFT JOIN consultation_records r ON r.consultation_id = c.id
+           WHERE c.patient_id = $1 AND c.id <> $2 AND c.status IN ('in_call', 'completed', 'no_show')
+           ORDER BY lower(c.slot) DESC LIMIT $3""", patient_id, except_id, limit)
+    return [msgspec.convert(dict(r), PastConsultation) for r in rows]
+
+
+async def past_prescriptions(conn: Conn, patient_id: UUID, limit: int) -> list[PastPrescription]:
+    rows = await conn.fetch(
+        # the status as eprescription reads it: past its validity a prescription still open is expired
+        """SELECT rx.id, rx.code,
+                  CASE WHEN rx.status IN ('issued', 'with_dispenser', 'partially_dispensed')
+                            AND rx.valid_until < now() THEN 'expired'
+                       WHEN rx.status = 'with_dispenser' AND rx.hold_expires_at <= now() THEN 'issued'
+                       ELSE rx.status END AS status,
+                  rx.issued_at, a.full_name AS doctor_name,
+                  coalesce((SELECT jsonb_agg(d->>'code') FROM jsonb_array_elements(rx.diagnoses) d), '[]')
+                      AS diagnoses,
+                  coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                'drug_name', l.drug_name, 'strength', l.strength,
+                                'dose_per_time', l.dose_per_time, 'dose_unit', l.dose_unit,
+                                'times_per_day', l.times_per_day, 'days', l.days, 'quantity', l.quantity,
+                                'quantity_unit', l.quantity_unit) ORDER BY l.position)
+                            FROM prescription_lines l WHERE l.prescription_id = rx.id), '[]') AS lines
+           FROM prescriptions rx JOIN accounts a ON a.id = rx.doctor_id
+           WHERE rx.patient_id = $1 AND rx.status <> 'draft'
+           ORDER BY rx.issued_at DESC NULLS LAST LIMIT $2""", patient_id, limit)
+    return [msgspec.convert(dict(r), PastPrescription) for r in rows]

@@ -24,6 +24,7 @@ from consultations.schemas import (
     DoctorProfilePatch,
     DoctorSummary,
     Icd10,
+    PatientHistory,
     QueueEntry,
     RecordIn,
     Schedule,
@@ -152,6 +153,11 @@ class ConsultationController(Controller):
          summary="Treating doctor: the full consultation record")
     async def read_record(self, consultation_id: FromPath[UUID], request: Req, pool: Pool) -> ConsultationRecord:
         return await service.read_record(pool, request.user, consultation_id, audit_context(request))
+
+    @get("/{consultation_id:uuid}/patient-history", guards=[requires_role("doctor")],
+         summary="Treating doctor: the patient's allergies, earlier consultations and prescriptions (audited)")
+    async def patient_history(self, consultation_id: FromPath[UUID], request: Req, pool: Pool) -> PatientHistory:
+        return await service.patient_history(pool, request.user, consultation_id, audit_context(request))
 
     @get("/{consultation_id:uuid}/summary", guards=[PARTICIPANTS],
          summary="Its patient/guardian or treating doctor: diagnoses and advice")

@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from api.auth.schemas import Strict
+from api.patients.schemas import Allergy, Sex
 
 # awaiting_payment: a paid booking holds its slot until the fee is paid (then booked) or its payment deadline
 # passes unpaid (payment_expired, the slot is free again)
@@ -194,3 +195,52 @@ class Icd10(msgspec.Struct):
     title_vi: str
     title_en: str
     telemedicine_tt30: bool
+
+
+class HistoryPatient(msgspec.Struct):
+    id: UUID
+    full_name: str
+    date_of_birth: date | None
+    sex: Sex | None
+    weight_kg: float | None
+    allergies: list[Allergy]
+
+
+class PastConsultation(msgspec.Struct):
+    id: UUID
+    starts_at: datetime  # Vietnam time
+    status: ConsultationStatus
+    doctor_name: str
+    reason: str
+    diagnoses: list[Diagnosis]
+    advice: str
+
+
+class PastPrescriptionLine(msgspec.Struct):
+    drug_name: str
+    strength: str
+    dose_per_time: float
+    dose_unit: str
+    times_per_day: int
+    days: int
+    quantity: int
+    quantity_unit: str
+
+
+class PastPrescription(msgspec.Struct):
+    id: UUID
+    code: str | None
+    status: str
+    issued_at: datetime | None  # Vietnam time
+    doctor_name: str
+    diagnoses: list[str]  # ICD-10 codes
+    lines: list[PastPrescriptionLine]
+
+
+class PatientHistory(msgspec.Struct):
+    """What the treating doctor needs before prescribing: allergies, earlier visits and signed prescriptions (any
+    doctor's, newest first; drafts are private to their author and left out)."""
+
+    patient: HistoryPatient
+    consultations: list[PastConsultation]
+    prescriptions: list[PastPrescription]

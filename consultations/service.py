@@ -54,6 +54,7 @@ from consultations.schemas import (
     DoctorProfilePatch,
     DoctorSummary,
     Icd10,
+    PatientHistory,
     QueueEntry,
     RecordIn,
     Schedule,
@@ -537,6 +538,28 @@ async def read_summary(pool: asyncpg.Pool, principal: Principal, consultation_id
                                advice=fields["advice"] if fields else "",
                                follow_up_days=fields["follow_up_days"] if fields else None,
                                call_duration_s=_duration(c))
+
+
+HISTORY_LIMIT = 20
+
+
+async def patient_history(pool: asyncpg.Pool, principal: Principal, consultation_id: UUID,
+                          ctx: AuditContext) -> PatientHistory:
+    """The consultation's patient as their treating doctor needs them: allergies, earlier visits, prescriptions."""
+    async with pool.acquire() as conn, conn.transaction():
+        c = await _as_treating_doctor(conn, principal, consultation_id, "read the patient's history")
+        history = PatientHistory(
+            patient=await db.history_patient(conn, c.patient_id),
+            consultations=await db.past_consultations(conn, c.patient_id, c.id, HISTORY_LIMIT),
+            prescriptions=await db.past_prescriptions(conn, c.patient_id, HISTORY_LIMIT))
+        await audit.record(conn, ctx, "consultation.patient_history_viewed", target_type="consultation",
+                           target_id=consultation_id, subject_patient_id=c.patient_id)
+    return msgspec.structs.replace(
+        history,
+        consultations=[msgspec.structs.replace(p, starts_at=p.starts_at.astimezone(slots.VN))
+                       for p in history.consultations],
+        prescriptions=[msgspec.structs.replace(p, issued_at=p.issued_at.astimezone(slots.VN) if p.issued_at else None)
+                       for p in history.prescriptions])
 
 
 def _duration(c: Consultation) -> int | None:

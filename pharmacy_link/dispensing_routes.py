@@ -3,6 +3,7 @@ the pharmacy in their token; object-level rules live in pharmacy_link.dispensing
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from api.audit import audit_context
 from api.auth.principal import Principal, requires_role
 from api.deps import AppSettings, Pool
-from pharmacy_link import dispensing
+from pharmacy_link import dispensing, qr_scan
 from pharmacy_link.dispensing_schemas import Dispense, DispenseIn, HoldOut, Verification, VerifyIn, VoidIn
 
 Req = Request[Principal, Any, Any]
@@ -32,6 +33,12 @@ class DispensingController(Controller):
                   "(pharmacists; audited)")
     async def verify(self, request: Req, data: JSONBody[VerifyIn], pool: Pool) -> Verification:
         return await dispensing.verify(pool, request.user, data, audit_context(request))
+
+    @post("/qr-scan", status_code=HTTP_200_OK, request_max_body_size=qr_scan.MAX_BODY_BYTES,
+          summary="Read the QR code in a camera frame or photo sent as 8-bit grey pixels; returns its text for "
+                  "/dispensing/verify (pharmacists)")
+    async def scan_qr(self, data: JSONBody[qr_scan.QrScanIn]) -> qr_scan.QrScan:
+        return await asyncio.to_thread(qr_scan.decode, data)
 
     @post("/prescriptions/{code:str}/hold", status_code=HTTP_200_OK,
           summary="Hold the prescription while preparing it (\"with dispenser\"); others see it held (pharmacists)")
