@@ -281,26 +281,41 @@ def staff_session(client: Any, account: dict[str, Any]) -> Session | None:
     """The process-wide session of a staff account (password + TOTP), signed in once and shared by every user that
     plays the account: each sign-in would spend a TOTP step."""
     username = account["username"]
-    with TOTP.lock(username):
-        session = _staff_sessions.get(username)
-        if session is None and (saved := TOTP.saved_sessions.get(username)):
-            session = _staff_sessions[username] = Session(saved["access_token"], saved["refresh_token"],
-                                                          float(saved["expires_at"]), {"username": username})
-        if session is None:
-            code = TOTP.code(username, account["totp_secret"], allow_previous=True)
-            with client.post("/auth/login", json={"username": username, "password": account["password"],
-                                                  "totp_code": code},
-                             name="POST /auth/login", catch_response=True) as r:
-                if check(r, (200,)) != "ok":
-                    r.failure(f"{r.status_code} {problem_slug(r)} for {username} (TOTP step {TOTP.last[username]}, "
-                              f"now {int(time.time() // TOTP_STEP_S)})")
-                    return None
-                body = r.json()
-                if "access_token" not in body:
-                    r.failure("TOTP enrolment required: the manifest's staff must have a confirmed TOTP secret")
-                    return None
-                session = _staff_sessions[username] = Session.of(body, username=username)
+    # Without the account's lock when a session is known: a doctor's prescribing user holds it while waiting for the
+    # next TOTP step to sign, which must not stall the same doctor's call (gevent: no switch between these lines).
+    session = _known_session(username)
+    if session is None:
+        with TOTP.lock(username):
+            session = _known_session(username) or _sign_in_staff(client, account)
+            if session is None:
+                return None
     _refresh_if_due(client, session)
+    return session
+
+
+def _known_session(username: str) -> Session | None:
+    session = _staff_sessions.get(username)
+    if session is None and (saved := TOTP.saved_sessions.get(username)):
+        session = _staff_sessions[username] = Session(saved["access_token"], saved["refresh_token"],
+                                                      float(saved["expires_at"]), {"username": username})
+    return session
+
+
+def _sign_in_staff(client: Any, account: dict[str, Any]) -> Session | None:
+    """Password + TOTP sign-in; call with ``TOTP.lock(username)`` held."""
+    username = account["username"]
+    code = TOTP.code(username, account["totp_secret"], allow_previous=True)
+    with client.post("/auth/login", json={"username": username, "password": account["password"], "totp_code": code},
+                     name="POST /auth/login", catch_response=True) as r:
+        if check(r, (200,)) != "ok":
+            r.failure(f"{r.status_code} {problem_slug(r)} for {username} (TOTP step {TOTP.last[username]}, "
+                      f"now {int(time.time() // TOTP_STEP_S)})")
+            return None
+        body = r.json()
+        if "access_token" not in body:
+            r.failure("TOTP enrolment required: the manifest's staff must have a confirmed TOTP secret")
+            return None
+        session = _staff_sessions[username] = Session.of(body, username=username)
     return session
 
 

@@ -3,7 +3,7 @@ signature, cancellation of a prescription, sale), to the patient's account or a 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -34,7 +34,9 @@ async def test_free_booking_queues_confirmation_day_before_reminder_and_call_to_
     session = await sign_in_patient(client, sms, GUARDIAN)
     doctor_id = (await client.get("/doctors", params={"q": "noi tong quat"})).json()["items"][0]["id"]
     slots = (await client.get(f"/doctors/{doctor_id}/slots", params={"days": 5})).json()
-    later = next(s for s in slots if s["starts_at"] > slots[0]["starts_at"][:10] + "T99")  # a slot on a later day
+    # far enough ahead for a day-before reminder (one is queued only when that moment is over an hour away)
+    day_ahead = datetime.now(UTC) + timedelta(hours=26)
+    later = next(s for s in slots if datetime.fromisoformat(s["starts_at"]) > day_ahead)
     booked = await client.post("/consultations", headers=bearer(session), json={
         "doctor_id": doctor_id, "starts_at": later["starts_at"], "reason": "Khám lại", "telemedicine_icd10": "J00"})
     assert booked.status_code == 201, booked.text
