@@ -16,6 +16,7 @@ state (P5); only the IPN and querydr do, under the payment's row lock, so duplic
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -88,7 +89,11 @@ def new_txn_ref() -> str:
 
 def view(p: Payment, *, with_qr: bool = False) -> PaymentView:
     payable = p.status == "pending" and p.expires_at > _now()
-    qr = segno.make(p.pay_url, error="m").svg_inline(scale=4) if payable and with_qr else None
+    qr = None
+    if payable and with_qr:  # standalone SVG: usable inline in HTML and as an <img> data URL alike
+        out = io.BytesIO()
+        segno.make(p.pay_url, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True, nl=False)
+        qr = out.getvalue().decode()
     return PaymentView(id=p.id, purpose=p.purpose, amount_vnd=p.amount_vnd, status=p.status,
                        pay_url=p.pay_url if payable else None, qr_svg=qr, expires_at=p.expires_at.astimezone(VIETNAM),
                        paid_at=p.paid_at.astimezone(VIETNAM) if p.paid_at else None, refunded_vnd=p.refunded_vnd,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import time
 
 import pyotp
@@ -21,8 +22,11 @@ def provisioning_uri(secret: str, account_name: str) -> str:
 
 
 def qr_svg(uri: str) -> str:
-    svg: str = segno.make(uri, error="m").svg_inline(scale=4)
-    return svg
+    """A standalone SVG (with its namespace, so it also works as an <img> data URL), no XML declaration (so it can be
+    inlined in HTML too)."""
+    out = io.BytesIO()
+    segno.make(uri, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True, nl=False)
+    return out.getvalue().decode()
 
 
 def matching_step(secret: str, code: str, last_used_step: int, now: float | None = None) -> int | None:

@@ -103,7 +103,7 @@ async def test_new_doctor_enrols_totp_at_first_sign_in_and_can_use_a_recovery_co
 
     enrolment = (await client.post("/auth/totp/enrol", headers=enrol_headers)).json()
     assert enrolment["provisioning_uri"].startswith("otpauth://totp/Lienthong:bs.tuan?")
-    assert enrolment["qr_svg"].startswith("<svg")
+    assert enrolment["qr_svg"].startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in enrolment["qr_svg"]
     secret = pyotp.parse_uri(enrolment["provisioning_uri"]).secret
     confirmed = await client.post("/auth/totp/confirm", headers=enrol_headers,
                                   json={"code": pyotp.TOTP(secret).now()})

@@ -13,9 +13,12 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aioice.ice
+import av
 import pytest
 
 from api.settings import Settings
+from load_tests.peers import pattern_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "e2e"
@@ -69,6 +72,19 @@ async def page(browser: Browser, console_url: str) -> AsyncIterator[Page]:
 def console_url(demo: None, live_server: str) -> Iterator[str]:
     """The whole platform with the demo data (doctors bs.lan/bs.minh, pharmacist ds.hoa) on a fresh database."""
     yield live_server
+
+
+@pytest.fixture
+def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests with an aiortc peer: aioice skips 127.0.0.1 when gathering, and on this machine the browser and
+    the patient's app meet there."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"])
+
+
+@pytest.fixture(scope="session")
+def frames() -> list[av.VideoFrame]:
+    """The patient's camera: a generated 640×480 pattern."""
+    return pattern_frames()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ the schedule editor, a wrong code, and prescribing by keyboard alone."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import httpx
@@ -19,57 +17,18 @@ from api.settings import Settings
 from notifications.sms_sandbox import SmsSandbox
 from tests.consultations.factories import make_consultation
 from tests.e2e.conftest import new_page, screenshot
+from tests.e2e.console_steps import HUNG, pick, waiting_patient
+from tests.e2e.console_steps import doctor_signs_in as sign_in
+from tests.e2e.console_steps import totp_code as code
 from tests.eprescription.prescribing import staff_headers
-from tests.helpers import demo_password, demo_totp_secret, latest_otp
+from tests.helpers import demo_password
 
-HUNG = "+84987654321"
 VN = timedelta(hours=7)
-
-
-def code(username: str, steps_ahead: int = 0) -> str:
-    return pyotp.TOTP(demo_totp_secret(username)).at(time.time() + 30 * steps_ahead)
-
-
-async def sign_in(page: Page, username: str = "bs.minh") -> None:
-    await page.goto("/console/doctor/")
-    await page.get_by_label("Tên đăng nhập").fill(username)
-    await page.get_by_label("Mật khẩu").fill(demo_password(username))
-    await page.get_by_label("Mã xác thực (6 số từ ứng dụng xác thực)").fill(code(username))
-    await page.get_by_role("button", name="Đăng nhập").click()
-    await expect(page.get_by_role("heading", name="Bệnh nhân hôm nay")).to_be_visible()
-
-
-async def waiting_patient(base_url: str, sms: SmsSandbox, pool: asyncpg.Pool) -> str:
-    """Lê Văn Hùng books bs.minh's first free slot through the API and checks in. Booking needs 30 minutes' notice
-    and check-in opens 15 minutes before the start, so the booked slot is then moved to now (the clock is the
-    only thing arranged in the database)."""
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        assert (await http.post("/auth/otp/request", json={"phone": HUNG})).status_code == 202
-        verified = await http.post("/auth/otp/verify", json={"phone": HUNG, "code": latest_otp(sms, HUNG)})
-        patient = {"Authorization": f"Bearer {verified.json()['access_token']}"}
-        minh = (await http.get("/doctors", params={"q": "Trần Quang Minh"})).json()["items"][0]["id"]
-        slot = (await http.get(f"/doctors/{minh}/slots", params={"days": 2})).json()[0]
-        booked = await http.post("/consultations", headers=patient, json={
-            "doctor_id": minh, "starts_at": slot["starts_at"], "reason": "Đau đầu, huyết áp cao"})
-        assert booked.status_code == 201, booked.text
-        consultation_id: str = booked.json()["id"]
-        await pool.execute("""UPDATE consultations SET slot = tstzrange(now() - interval '2 minutes',
-                                                                         now() + interval '13 minutes')
-                              WHERE id = $1""", UUID(consultation_id))
-        checked_in = await http.post(f"/consultations/{consultation_id}/check-in", headers=patient)
-        assert checked_in.json()["status"] == "waiting", checked_in.text
-    return consultation_id
-
-
-async def pick(page: Page, label: str, query: str, option: str) -> None:
-    box = page.get_by_role("combobox", name=label)
-    await box.fill(query)
-    await page.get_by_role("listbox", name=label).get_by_role("option", name=re.compile(option)).first.click()
 
 
 async def test_doctor_signs_in_sees_the_waiting_patient_writes_notes_and_signs_a_prescription(
         page: Page, console_url: str, sms: SmsSandbox, pool: asyncpg.Pool, settings: Settings) -> None:
-    consultation_id = await waiting_patient(console_url, sms, pool)
+    consultation_id, _ = await waiting_patient(console_url, sms, pool)
     await sign_in(page)
     row = page.locator(f"tr[data-consultation='{consultation_id}']")
     await expect(row).to_contain_text("Lê Văn Hùng")

@@ -7,14 +7,12 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import httpx
-import pyotp
 import pytest
 from playwright.async_api import Page, expect
 
@@ -25,12 +23,11 @@ from notifications.sms_sandbox import SmsSandbox
 from payments.vnpay_sandbox import VnpaySandbox
 from tests import conftest as base
 from tests.e2e.conftest import screenshot
+from tests.e2e.console_steps import LOT_EXPIRY, fill_line, look_up, remaining
+from tests.e2e.console_steps import pharmacist_signs_in as sign_in
 from tests.eprescription.prescribing import patient_headers
-from tests.helpers import demo_password, demo_totp_secret
 from tests.payments.journeys import SECRET, TMN, open_pay_page
 from tests.pharmacy_link.dispensing_helpers import signed_prescription
-
-LOT_EXPIRY = date.today() + timedelta(days=400)
 
 
 @pytest.fixture
@@ -56,34 +53,6 @@ async def prescription(http: httpx.AsyncClient, pool: asyncpg.Pool, settings: Se
                        lines: int = 2) -> dict[str, Any]:
     """bs.lan's signed prescription for Nguyễn Thị Mai: paracetamol 500 mg × 10 (and loratadin 10 mg × 5)."""
     return await signed_prescription(http, pool, settings, lines=lines)  # type: ignore[arg-type]
-
-
-async def sign_in(page: Page) -> None:
-    await page.goto("/console/pharmacy/")
-    await page.get_by_label("Tên đăng nhập").fill("ds.hoa")
-    await page.get_by_label("Mật khẩu").fill(demo_password("ds.hoa"))
-    await page.get_by_label("Mã xác thực").fill(pyotp.TOTP(demo_totp_secret("ds.hoa")).now())
-    await page.get_by_role("button", name="Đăng nhập", exact=True).click()
-    await expect(page.locator("#who")).to_have_text("Phạm Thu Hoa · Nhà thuốc Liên Thông (demo)")
-
-
-async def look_up(page: Page, code: str) -> None:
-    await page.get_by_label("Mã đơn thuốc").fill(code)
-    await page.get_by_role("button", name="Kiểm tra đơn").click()
-    await expect(page.locator("#rx-title")).to_have_text(f"Đơn thuốc {code}")
-
-
-async def fill_line(page: Page, position: int, quantity: int, lot: str, price: int) -> None:
-    line = page.locator(f'fieldset[data-position="{position}"]')
-    await line.get_by_label("Số lượng bán", exact=True).fill(str(quantity))
-    if quantity:
-        await line.get_by_label("Số lô", exact=True).fill(lot)
-        await line.get_by_label("Hạn dùng", exact=True).fill(LOT_EXPIRY.isoformat())
-        await line.get_by_label("Đơn giá (đ)", exact=True).fill(str(price))
-
-
-async def remaining(page: Page) -> list[str]:
-    return await page.locator("#rx-lines td.remaining").all_inner_texts()
 
 
 async def test_pharmacist_holds_and_dispenses_a_prescription_in_two_parts(

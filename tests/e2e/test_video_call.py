@@ -5,8 +5,6 @@ real signaling WebSocket of a uvicorn process."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import subprocess
@@ -21,20 +19,16 @@ import av
 import httpx
 import pyotp
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
-from aiortc.sdp import candidate_from_sdp
 from playwright.async_api import Browser, Page, expect
-from websockets.asyncio.client import ClientConnection, connect
 
 from api.settings import Settings
-from load_tests.peers import PatternTrack, ToneTrack, pattern_frames
 from notifications.sms_sandbox import SmsSandbox
 from tests.conftest import free_port, server_env, wait_until_ready
 from tests.e2e.conftest import new_page, screenshot
-from tests.helpers import demo_password, demo_totp_secret, latest_otp
+from tests.e2e.patient_app import REMOTE_VIDEO, PatientApp, remote_video_plays, sign_in_patient
+from tests.helpers import demo_password, demo_totp_secret
 
-pytestmark = pytest.mark.usefixtures("demo")
+pytestmark = pytest.mark.usefixtures("demo", "loopback")
 PATIENT_PHONE = "+84912345678"
 # Booking needs 30 minutes' notice and the demo doctor's next slot may be hours away (the test may run at night in
 # Vietnam): the call opens a day ahead here instead of 15 minutes.
@@ -52,9 +46,6 @@ TRACK_CONNECTIONS = """
     constructor(...args) { super(...args); window.__pcs.push(this); }
   };
 """
-REMOTE_VIDEO = "document.getElementById('remote-video')"
-
-
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[str]:
     """The platform as in tests/conftest.py, with the call's join window opened early (see above)."""
@@ -70,167 +61,6 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@pytest.fixture(autouse=True)
-def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """aioice skips 127.0.0.1 when gathering; on this machine the browser and the patient meet there."""
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"])
-
-
-@pytest.fixture(scope="module")
-def frames() -> list[av.VideoFrame]:
-    return pattern_frames()
-
-
-def _fingerprint(sdp: str) -> str:
-    match = re.search(r"^a=fingerprint:(.+)$", sdp, re.MULTILINE)
-    return match.group(1).strip() if match else ""
-
-
-def _ice_ufrag(sdp: str) -> str:
-    match = re.search(r"^a=ice-ufrag:(.+)$", sdp, re.MULTILINE)
-    return match.group(1).strip() if match else ""
-
-
-class PatientApp:
-    """The patient's app: joins the call's signaling room with a join token, sends generated video and a tone,
-    counts the video frames it decodes. Like every aiortc peer it is the impolite side and cannot restart ICE, so a
-    new offer from a new peer connection (another DTLS fingerprint) gets a new peer connection here too."""
-
-    def __init__(self, http: httpx.AsyncClient, access_token: str, consultation_id: str,
-                 frames: list[av.VideoFrame]) -> None:
-        self.http = http
-        self.access_token = access_token
-        self.consultation_id = consultation_id
-        self.frames = frames
-        self.ws: ClientConnection | None = None
-        self.pc: RTCPeerConnection | None = None
-        self.connections = 0  # peer connections made so far
-        self.video_frames = 0
-        self.video_sizes: set[tuple[int, int]] = set()
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._frame_arrived = asyncio.Condition()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    async def join(self) -> dict[str, Any]:
-        grant = await self.http.post(f"/consultations/{self.consultation_id}/join-token",
-                                     headers={"Authorization": f"Bearer {self.access_token}"})
-        assert grant.status_code == 201, grant.text
-        url = str(self.http.base_url).replace("http://", "ws://").rstrip("/") + grant.json()["websocket_path"]
-        self.ws = await connect(url, open_timeout=10, max_size=2**20)
-        await self.send({"type": "join", "token": grant.json()["token"],
-                         "client": {"platform": "aiortc", "app_version": "test"}})
-        joined: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-        assert joined["type"] == "joined", joined
-        self._tasks.append(asyncio.create_task(self._signal()))
-        if joined["peers"]:  # the later joiner offers
-            await self.offer_anew()
-        return joined
-
-    async def offer_anew(self) -> None:
-        pc = self._renew()
-        await pc.setLocalDescription(await pc.createOffer())
-        await self.send({"type": "offer", "sdp": pc.localDescription.sdp})
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        assert self.ws is not None
-        await self.ws.send(json.dumps(frame))
-
-    def _renew(self) -> RTCPeerConnection:
-        if self.pc is not None:
-            # closing can wait on a peer that is gone for good; the new connection need not wait for it
-            self._tasks.append(asyncio.create_task(self.pc.close()))
-        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # never Google's STUN
-        self.connections += 1
-        pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._consume(track))))
-        pc.addTrack(ToneTrack())
-        pc.addTrack(PatternTrack(self.frames))
-        return pc
-
-    async def _signal(self) -> None:
-        assert self.ws is not None
-        async for raw in self.ws:
-            message = json.loads(raw)
-            kind = message["type"]
-            if kind == "offer":
-                await self._offered(message["sdp"])
-            elif kind == "answer" and self.pc is not None and self.pc.signalingState == "have-local-offer":
-                await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
-            elif kind == "ice-candidate":
-                await self._candidate(message)
-            else:
-                self.inbox.put_nowait(message)
-
-    async def _offered(self, sdp: str) -> None:
-        pc = self.pc
-        if pc is not None and pc.signalingState == "have-local-offer":
-            return  # impolite: our own offer wins a collision
-        # aiortc closes a connection by itself once the other side's DTLS says goodbye
-        live = pc is not None and pc.signalingState != "closed"
-        current = pc.remoteDescription.sdp if live and pc is not None and pc.remoteDescription else None
-        same_connection = current is not None and _fingerprint(current) == _fingerprint(sdp)
-        if same_connection and _ice_ufrag(current or "") != _ice_ufrag(sdp):
-            # an ICE restart, which aiortc cannot do: it starts a new connection and offers (rtc.md §2.5)
-            await self.offer_anew()
-            return
-        if pc is None or not same_connection:
-            pc = self._renew()
-        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        await self.send({"type": "answer", "sdp": pc.localDescription.sdp})
-
-    async def _candidate(self, message: dict[str, Any]) -> None:
-        text = message.get("candidate")
-        if self.pc is None or not text:
-            return
-        candidate = candidate_from_sdp(text.split(":", 1)[1])
-        candidate.sdpMid, candidate.sdpMLineIndex = message.get("sdpMid"), message.get("sdpMLineIndex")
-        with contextlib.suppress(ValueError):  # a candidate for a connection already replaced
-            await self.pc.addIceCandidate(candidate)
-
-    async def _consume(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, av.VideoFrame):
-                    self.video_frames += 1
-                    self.video_sizes.add((frame.width, frame.height))
-                    async with self._frame_arrived:
-                        self._frame_arrived.notify_all()
-
-    async def receive_video(self, frames: int, within_s: float = 15) -> None:
-        """Until ``frames`` more video frames from the browser have been decoded."""
-        wanted = self.video_frames + frames
-        async with asyncio.timeout(within_s), self._frame_arrived:
-            await self._frame_arrived.wait_for(lambda: self.video_frames >= wanted)
-
-    async def expect(self, kind: str, within_s: float = 10) -> dict[str, Any]:
-        """The next server frame of type ``kind`` (others before it are dropped)."""
-        async with asyncio.timeout(within_s):
-            while True:
-                message = await self.inbox.get()
-                if message["type"] == kind:
-                    return message
-
-    async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-        if self.ws is not None:
-            await self.ws.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-async def _sign_in_patient(http: httpx.AsyncClient, sms: SmsSandbox) -> str:
-    sent = await http.post("/auth/otp/request", json={"phone": PATIENT_PHONE})
-    assert sent.status_code == 202, sent.text
-    code = latest_otp(sms, PATIENT_PHONE)
-    verified = await http.post("/auth/otp/verify", json={"phone": PATIENT_PHONE, "code": code})
-    assert verified.status_code == 200, verified.text
-    token: str = verified.json()["access_token"]
-    return token
 
 
 async def _book_checked_in(http: httpx.AsyncClient, patient_token: str) -> str:
@@ -271,14 +101,6 @@ async def _open_call(page: Page, session: dict[str, Any], consultation_id: str) 
     await page.goto(f"/console/doctor/call.html?consultation={consultation_id}")
 
 
-async def _remote_video_plays(page: Page) -> None:
-    """The patient's video has a picture and its playback clock moves on (about 0.5 s of new frames)."""
-    await page.wait_for_function(f"{REMOTE_VIDEO}.videoWidth > 0 && {REMOTE_VIDEO}.currentTime > 0")
-    started = await page.evaluate(f"{REMOTE_VIDEO}.currentTime")
-    await page.wait_for_function(f"{REMOTE_VIDEO}.currentTime > {started} + 0.5")
-    assert await page.evaluate(f"{REMOTE_VIDEO}.videoWidth") == 640  # the patient's 640×480 pattern
-
-
 @pytest.fixture
 async def http(console_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=console_url, timeout=15) as client:
@@ -287,7 +109,7 @@ async def http(console_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_doctor_and_patient_see_each_other_and_the_controls_work(
         page: Page, http: httpx.AsyncClient, sms: SmsSandbox, pool: asyncpg.Pool, frames: list[av.VideoFrame]) -> None:
-    patient_token = await _sign_in_patient(http, sms)
+    patient_token = await sign_in_patient(http, sms, PATIENT_PHONE)
     consultation_id = await _book_checked_in(http, patient_token)
     doctor = await _sign_in_doctor(http, "bs.minh")
     patient = PatientApp(http, patient_token, consultation_id, frames)
@@ -297,7 +119,7 @@ async def test_doctor_and_patient_see_each_other_and_the_controls_work(
         await expect(page.get_by_role("heading", name="Khám từ xa với Nguyễn Thị Mai")).to_be_visible()
 
         # the page started the consultation, joined later and offered; both sides get video
-        await _remote_video_plays(page)
+        await remote_video_plays(page)
         await patient.receive_video(30)
         assert patient.video_sizes and all(w > 0 and h > 0 for w, h in patient.video_sizes)  # the fake camera
         await expect(page.locator("#call-status")).to_have_text("Đã kết nối với bệnh nhân.")
@@ -360,7 +182,7 @@ async def test_doctor_and_patient_see_each_other_and_the_controls_work(
 
 async def test_the_page_rejoins_after_its_socket_drops_and_after_a_reload(
         page: Page, http: httpx.AsyncClient, sms: SmsSandbox, pool: asyncpg.Pool, frames: list[av.VideoFrame]) -> None:
-    patient_token = await _sign_in_patient(http, sms)
+    patient_token = await sign_in_patient(http, sms, PATIENT_PHONE)
     consultation_id = await _book_checked_in(http, patient_token)
     doctor = await _sign_in_doctor(http, "bs.minh")
     patient = PatientApp(http, patient_token, consultation_id, frames)
@@ -369,7 +191,7 @@ async def test_the_page_rejoins_after_its_socket_drops_and_after_a_reload(
         await _open_call(page, doctor, consultation_id)
         await expect(page.locator("#call-status")).to_have_text("Đang chờ bệnh nhân vào phòng…")
         assert (await patient.join())["peers"] == ["doctor"]
-        await _remote_video_plays(page)
+        await remote_video_plays(page)
         await patient.receive_video(10)
 
         # the signaling socket drops: the page joins again with a new token and the call goes on
@@ -378,7 +200,7 @@ async def test_the_page_rejoins_after_its_socket_drops_and_after_a_reload(
         assert (await patient.expect("peer-joined"))["reconnected"] is True
         await page.wait_for_function("window.__sockets.length === 2 && window.__sockets[1].readyState === 1")
         await expect(page.locator("#call-status")).to_have_text("Đã kết nối với bệnh nhân.")
-        await _remote_video_plays(page)
+        await remote_video_plays(page)
         await patient.receive_video(10)
         await page.get_by_label("Tin nhắn gửi bệnh nhân").fill("Tôi vẫn nghe rõ.")
         await page.get_by_role("button", name="Gửi").click()
@@ -398,12 +220,12 @@ async def test_the_page_rejoins_after_its_socket_drops_and_after_a_reload(
         await expect(page.locator("#call-status")).to_have_text("Đường truyền video bị gián đoạn, đang khôi phục…",
                                                                 timeout=20_000)
         await patient.receive_video(10, within_s=30)
-        await _remote_video_plays(page)
+        await remote_video_plays(page)
         assert patient.connections == 2
 
         # a reload loses the browser's peer connection: the page offers from a new one and video comes back
         await page.reload()
-        await _remote_video_plays(page)
+        await remote_video_plays(page)
         await patient.receive_video(10)
         assert patient.connections == 3
         await expect(page.locator("#chat-log li")).to_have_count(1)  # the history came with the join
@@ -413,7 +235,7 @@ async def test_the_page_rejoins_after_its_socket_drops_and_after_a_reload(
 
 async def test_a_consultation_of_another_doctor_shows_the_api_error(
         page: Page, http: httpx.AsyncClient, sms: SmsSandbox) -> None:
-    patient_token = await _sign_in_patient(http, sms)
+    patient_token = await sign_in_patient(http, sms, PATIENT_PHONE)
     consultation_id = await _book_checked_in(http, patient_token)  # bs.minh's
     other_doctor = await _sign_in_doctor(http, "bs.lan")
     await _open_call(page, other_doctor, consultation_id)
@@ -430,7 +252,7 @@ async def test_without_a_session_the_page_sends_the_doctor_to_sign_in(page: Page
 
 async def test_a_refused_camera_is_explained_and_can_be_retried_in_english(
         browser: Browser, console_url: str, http: httpx.AsyncClient, sms: SmsSandbox, pool: asyncpg.Pool) -> None:
-    patient_token = await _sign_in_patient(http, sms)
+    patient_token = await sign_in_patient(http, sms, PATIENT_PHONE)
     consultation_id = await _book_checked_in(http, patient_token)
     doctor = await _sign_in_doctor(http, "bs.minh")
     page = await new_page(browser, console_url, language="en")
@@ -468,7 +290,7 @@ async def test_a_refused_camera_is_explained_and_can_be_retried_in_english(
 async def test_a_call_without_a_media_path_says_so_and_recovers_when_one_appears(
         page: Page, http: httpx.AsyncClient, sms: SmsSandbox, frames: list[av.VideoFrame],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    patient_token = await _sign_in_patient(http, sms)
+    patient_token = await sign_in_patient(http, sms, PATIENT_PHONE)
     consultation_id = await _book_checked_in(http, patient_token)
     doctor = await _sign_in_doctor(http, "bs.minh")
     patient = PatientApp(http, patient_token, consultation_id, frames)
@@ -484,7 +306,7 @@ async def test_a_call_without_a_media_path_says_so_and_recovers_when_one_appears
         # a path appears (the app moved to another network and started over): the message goes, video comes
         monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"])
         await patient.offer_anew()
-        await _remote_video_plays(page)
+        await remote_video_plays(page)
         await expect(unreachable).to_have_count(0)
         await expect(page.locator("#call-status")).to_have_text("Đã kết nối với bệnh nhân.")
     finally:

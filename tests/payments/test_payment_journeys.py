@@ -288,7 +288,7 @@ async def test_pharmacy_counter_payment_by_qr(api: str, vnpay: VnpaySandbox, poo
         assert started.status_code == 201, started.text
         payment = started.json()
         assert payment["amount_vnd"] == dispense["total_vnd"] == 20_000
-        assert payment["qr_svg"].startswith("<svg")
+        assert payment["qr_svg"].startswith("<svg") and "xmlns=" in payment["qr_svg"]  # an <img> needs it
         txn_ref = await open_pay_page(payment["pay_url"])
         vnpay.complete(txn_ref, "success")
         vnpay.wait_for_ipn(txn_ref)

@@ -8,31 +8,30 @@ export class ApiError extends Error {
     this.type = problem.type || "about:blank";
     this.title = problem.title || "";
     this.problem = problem;
-    // [{field: "lines[0].days", message: "..."}] when the server named fields
+    // [{field: "body.lines[0].days", message: "..."}] when the server named fields (api/errors.py: errors[].path)
     this.fields = (problem.errors || problem.invalid_params || []).map((e) => ({
-      field: e.field ?? e.name ?? e.key ?? "", message: e.message ?? e.detail ?? e.reason ?? "",
+      field: e.path ?? e.field ?? e.name ?? "", message: e.message ?? e.detail ?? e.reason ?? "",
     }));
   }
 }
 
 // One signed-in session per page kind ("doctor", "pharmacy"), kept for this tab only: closing the tab signs out.
+// A stale access token is still returned: its refresh token may be good, and the server decides (401 → refresh).
 export class Session {
   constructor(kind) { this.key = `lienthong.session.${kind}`; }
   get() {
     const raw = sessionStorage.getItem(this.key);
-    if (!raw) return null;
-    const value = JSON.parse(raw);
-    return value.expiresAt && Date.parse(value.expiresAt) < Date.now() ? null : value;
+    return raw ? JSON.parse(raw) : null;
   }
   set(value) { sessionStorage.setItem(this.key, JSON.stringify(value)); }
   clear() { sessionStorage.removeItem(this.key); }
 }
 
-// api("POST", "/dispensing/verify", {body: {...}, token, query: {q: "..."}})
-export async function api(method, path, { body, token, query, signal, raw = false } = {}) {
+// api("POST", "/dispensing/verify", {body: {...}, token, query: {q: "..."}, headers: {"Idempotency-Key": k}})
+export async function api(method, path, { body, token, query, signal, headers: extra, raw = false } = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
-  const headers = { Accept: "application/json, application/problem+json" };
+  const headers = { Accept: "application/json, application/problem+json", ...extra };
   if (token) headers.Authorization = `Bearer ${token}`;
   let payload;
   if (body !== undefined) {

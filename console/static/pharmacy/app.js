@@ -51,37 +51,18 @@ async function refreshSession() {
 }
 
 // api() with this session's token; an expired access token is refreshed once, a dead session signs out.
-async function call(method, path, options = {}, send = api) {
+async function call(method, path, options = {}) {
   const current = session.get();
   if (!current) { showSignIn(t("session_expired")); throw new SignedOut(); }
   try {
-    return await send(method, path, { ...options, token: current.accessToken });
+    return await api(method, path, { ...options, token: current.accessToken });
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 401) throw err;
-    if (await refreshSession()) return send(method, path, { ...options, token: session.get().accessToken });
+    if (await refreshSession()) return api(method, path, { ...options, token: session.get().accessToken });
     session.clear();
     showSignIn(t("session_expired"));
     throw new SignedOut();
   }
-}
-
-// common/api.js sends no extra headers, and a sale must carry its Idempotency-Key: the same request with one more.
-function withIdempotencyKey(key) {
-  return async (method, path, { body, token }) => {
-    let response;
-    try {
-      response = await fetch(new URL(path, location.origin), {
-        method, body: JSON.stringify(body),
-        headers: { Accept: "application/json, application/problem+json", "Content-Type": "application/json",
-                   Authorization: `Bearer ${token}`, "Idempotency-Key": key },
-      });
-    } catch (err) {
-      throw new ApiError(0, { type: "network", title: "network", detail: String(err) });
-    }
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new ApiError(response.status, data);
-    return data;
-  };
 }
 
 function showSignIn(message) {
@@ -549,7 +530,7 @@ async function dispense(event) {
   state.saleKey ??= crypto.randomUUID();
   try {
     const sent = await call("POST", `/dispensing/prescriptions/${encodeURIComponent(state.rx.code)}/dispenses`,
-      { body }, withIdempotencyKey(state.saleKey));
+      { body, headers: { "Idempotency-Key": state.saleKey } });
     state.saleKey = null;
     state.sale = { dispense: sent, rx: state.rx, recipient: body.recipient,
                    substitutes: new Map(sent.lines.filter((l) => l.substituted)
