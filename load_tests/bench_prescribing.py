@@ -119,19 +119,21 @@ def _minimal_requests(port: int, doctors: list[dict[str, Any]]) -> list[bytes]:
     return requests
 
 
-def _measure_minimal(base: Server, requests: list[bytes], concurrency: int) -> dict[str, float]:
-    cpu_before = base.cpu_s()
+def _measure_minimal(plat: Platform, base: Server, requests: list[bytes], concurrency: int) -> dict[str, float]:
+    cpu_before, pg_before = base.cpu_s(), plat.postgres_cpu_s()
     result = asyncio.run(rawhttp.run("127.0.0.1", base.port, requests, concurrency))
     assert result.statuses.get(201) == len(requests), dict(result.statuses)
     figures = {"per_s": len(requests) / result.wall_s, "p50_ms": percentile(result.latencies_s, 50) * 1000,
                "p99_ms": percentile(result.latencies_s, 99) * 1000,
-               "cpu_ms": (base.cpu_s() - cpu_before) * 1000 / len(requests)}
+               "cpu_ms": (base.cpu_s() - cpu_before) * 1000 / len(requests),
+               "pg_cpu_ms": (plat.postgres_cpu_s() - pg_before) * 1000 / len(requests)}
     print(f"  minimal insert (POST /rx)        {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
-          f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms each")
+          f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms, PostgreSQL CPU "
+          f"{figures['pg_cpu_ms']:5.2f} ms each")
     return figures
 
 
-def _measure_pairs(api: Server, doctors: list[dict[str, Any]], concurrency: int, duration_s: float
+def _measure_pairs(plat: Platform, api: Server, doctors: list[dict[str, Any]], concurrency: int, duration_s: float
                    ) -> dict[str, float]:
     """Create a 5-line draft and sign it, one doctor per pair, on ``concurrency`` connections for ``duration_s``."""
     host = f"127.0.0.1:{api.port}"
@@ -164,15 +166,17 @@ def _measure_pairs(api: Server, doctors: list[dict[str, Any]], concurrency: int,
                 pair_s.append(t2 - t0)
         return flow
 
-    cpu_before = api.cpu_s()
+    cpu_before, pg_before = api.cpu_s(), plat.postgres_cpu_s()
     wall = asyncio.run(rawhttp.run_flows("127.0.0.1", api.port, map(flow_for, doctors), concurrency,
                                          deadline=time.perf_counter() + duration_s))
     signed = len(pair_s)
     figures = {"per_s": signed / wall, "p50_ms": percentile(pair_s, 50) * 1000, "p99_ms": percentile(pair_s, 99) * 1000,
                "cpu_ms": (api.cpu_s() - cpu_before) * 1000 / max(signed, 1), "wall_s": wall, "signed": signed,
+               "pg_cpu_ms": (plat.postgres_cpu_s() - pg_before) * 1000 / max(signed, 1),
                "create_p99_ms": percentile(create_s, 99) * 1000, "sign_p99_ms": percentile(sign_s, 99) * 1000}
     print(f"  create + sign (2 requests)       {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
-          f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms each")
+          f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms, PostgreSQL CPU "
+          f"{figures['pg_cpu_ms']:5.2f} ms each")
     print(f"    {signed} signed in {wall:.1f} s; create p99 {figures['create_p99_ms']:.1f} ms, sign p99 "
           f"{figures['sign_p99_ms']:.1f} ms; statuses {dict(sorted(statuses.items()))}")
     if signed == len(doctors):
@@ -198,14 +202,15 @@ def run(plat: Platform, prescriptions: int, minimal: int, concurrency: int, dura
     with server(plat.env) as api, server(plat.env, "load_tests.baseline_app:create_app", ready_path="/ping") as base:
         # first connections, prepared statements, imports, caches
         asyncio.run(rawhttp.run("127.0.0.1", base.port, _minimal_requests(base.port, inserts[:200]), 4))
-        _measure_pairs(api, warm, 4, 60)
+        _measure_pairs(plat, api, warm, 4, 60)
         print(f"{concurrency} connections")
-        floor = _measure_minimal(base, _minimal_requests(base.port, inserts[200:]), concurrency)
-        pairs = _measure_pairs(api, signers, concurrency, duration_s)
+        floor = _measure_minimal(plat, base, _minimal_requests(base.port, inserts[200:]), concurrency)
+        pairs = _measure_pairs(plat, api, signers, concurrency, duration_s)
         _measure_dry_run(api, signers[-200:], 400)
     print(f"\ncreate + sign = {pairs['per_s'] / floor['per_s']:.0%} of the minimal insert (target ≥ 40 %); "
           f"p99 {pairs['p99_ms']:.1f} ms at {concurrency} connections over {pairs['wall_s']:.0f} s (target ≤ 50 ms); "
-          f"server CPU {pairs['cpu_ms']:.2f} ms per signed prescription vs {floor['cpu_ms']:.2f} ms per minimal insert")
+          f"server CPU {pairs['cpu_ms']:.2f} ms per signed prescription vs {floor['cpu_ms']:.2f} ms per minimal "
+          f"insert, PostgreSQL CPU {pairs['pg_cpu_ms']:.2f} vs {floor['pg_cpu_ms']:.2f} ms")
 
 
 def main() -> None:

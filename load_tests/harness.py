@@ -39,6 +39,12 @@ class Platform:
     target: db.DatabaseTarget
     env: dict[str, str]
 
+    def postgres_cpu_s(self) -> float:
+        """CPU used so far by the embedded PostgreSQL: the postmaster and its live backends (pooled connections
+        stay open through a measurement, so their time is all counted)."""
+        pid = int((self.settings.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+        return process_tree_cpu_s(pid)
+
 
 @contextlib.contextmanager
 def platform() -> Iterator[Platform]:
