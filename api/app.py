@@ -26,10 +26,12 @@ from api.auth.principal import jwt_auth
 from api.auth.routes import AuthController
 from api.errors import EXCEPTION_HANDLERS
 from api.logs import RequestIdMiddleware
+from api.openapi import ProblemDocs
 from api.patients.routes import ConsentDocumentController, MeController, PatientController
+from api.security import SecurityHeaders, inline_script_hashes, preflight_middleware
 from api.settings import Settings, load_settings
 from api.worker import run_worker
-from console.routes import console_assets, home
+from console.routes import STATIC_DIR, console_assets, home
 from consultations.routes import ConsultationController, DoctorController, icd10_search
 from eprescription.catalogue_routes import DrugController, DrugImportController
 from eprescription.routes import PrescriptionController
@@ -154,9 +156,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan, signaling_lifespan(settings)],  # the hub starts after the pool, stops before it
         # JWT auth inserts its middleware first; the request id must wrap it so 401s carry an id too.
         on_app_init=[auth.on_app_init, _request_id_outermost],
+        middleware=[preflight_middleware(settings)],
+        before_send=[SecurityHeaders(settings, inline_script_hashes(STATIC_DIR.rglob("*.html")))],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi,
+        plugins=[ProblemDocs()],
         debug=False,
         logging_config=None,
     )

@@ -1,5 +1,5 @@
 """The ``lienthong`` command: serve, migrate, seed-demo, worker, dispatcher, media-worker, createuser, import-drugs,
-db-stop."""
+backup, restore, db-stop."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 from uuid import UUID
 
 import asyncpg
@@ -339,6 +340,73 @@ def cmd_media_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _libpq(dsn: str) -> tuple[str, dict[str, str]]:
+    """The URL without its password, and an environment carrying it, so it never shows in the process list."""
+    parts = urlsplit(dsn)
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    if parts.password is None:
+        return dsn, env
+    env["PGPASSWORD"] = unquote(parts.password)
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}@{hostinfo}")), env
+
+
+def _pg_tool(name: str, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    url, env = _libpq(dsn)
+    return subprocess.run([str(embedded_pg.POSTGRES_BIN_PATH / name), *args, f"--dbname={url}"], env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """pg_dump (custom format: compressed, restorable table by table) of the whole database, from a consistent
+    snapshot, so it may run while the API serves."""
+    target = db.resolve_target(settings)
+    path = Path(args.file)
+    # patient data: readable by the owner only, before the first byte is written
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    path.chmod(0o600)
+    result = _pg_tool("pg_dump", target.admin_dsn, "--format=custom", f"--file={path}")
+    if result.returncode != 0:
+        path.unlink(missing_ok=True)
+        _say(f"Backup failed: {result.stderr.strip()}")
+        return 1
+    _say(f"Backed up to {path} ({path.stat().st_size:,} bytes).")
+    return 0
+
+
+async def _user_tables(dsn: str) -> int:
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        return count
+    finally:
+        await conn.close()
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """pg_restore into the configured database in one transaction (all or nothing), then apply the migrations this
+    release has and the backup lacks. An existing database is only replaced with ``--replace``."""
+    target = db.resolve_target(settings)
+    path = Path(args.file)
+    if not path.is_file():
+        _say(f"No backup file at {path}.")
+        return 2
+    if asyncio.run(_user_tables(target.admin_dsn)) and not args.replace:
+        _say("The database is not empty; restore into a fresh one (a new LIENTHONG_DATA_DIR or DATABASE_URL), or "
+             "pass --replace to drop what it holds first. Stop the API and workers before replacing.")
+        return 2
+    options = ["--single-transaction", "--exit-on-error", "--no-owner"]
+    if args.replace:
+        options += ["--clean", "--if-exists"]
+    result = _pg_tool("pg_restore", target.admin_dsn, *options, str(path))
+    if result.returncode != 0:
+        _say(f"Restore failed, nothing was changed: {result.stderr.strip()}")
+        return 1
+    applied = asyncio.run(db.migrate(target.admin_dsn))
+    _say(f"Restored {path}" + (f"; then applied {', '.join(applied)}." if applied else "."))
+    return 0
+
+
 def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.uses_embedded_db:
         _say("DATABASE_URL is set: there is no embedded database to stop.")
@@ -365,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1; keep it private)")
     media.add_argument("--port", type=int, default=8010, help="listen port (default 8010)")
     media.set_defaults(func=cmd_media_worker)
+    backup = sub.add_parser("backup", help="dump the database to a file (pg_dump custom format; safe while serving)")
+    backup.add_argument("file", help="where to write the dump, e.g. lienthong-2026-01-31.dump")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", help="restore a dump made by `lienthong backup`, then migrate")
+    restore.add_argument("file", help="a dump made by `lienthong backup`")
+    restore.add_argument("--replace", action="store_true",
+                         help="drop what the database holds first (stop the API and workers before)")
+    restore.set_defaults(func=cmd_restore)
     sub.add_parser("db-stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_db_stop)
     create = sub.add_parser("createuser", help="create a doctor, pharmacist or admin account")
     create.add_argument("--role", required=True, choices=["doctor", "pharmacist", "admin"])

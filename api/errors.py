@@ -126,6 +126,7 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
             continue
         message = str(item.get("message", "invalid value"))
         source = item.get("source") or "body"
+        source = getattr(source, "value", source)  # Litestar's ParamType enum formats as "ParamType.QUERY"
         key = item.get("key")
         match = _AT_PATH.match(message)
         if match:  # msgspec reports the JSON path inside the body: "... - at `$.lines[0].dose`"
@@ -172,10 +173,25 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem_response(request, status, slug, title, detail, headers=headers)
 
 
+# A server shutting down ends sessions with FATAL 57P01/57P02 (AdminShutdown, CrashShutdown); when that message
+# reaches an idle pooled connection, asyncpg leaves it in an error state until the socket's close is processed, and a
+# request borrowing it in between gets InternalClientError ("another operation is in progress"). All are outages.
 _DB_DOWN = (
     asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.InternalClientError,
     asyncpg.InterfaceError, ConnectionError, TimeoutError, OSError,
 )
+
+
+def _nul_field(request: Request[Any, Any, Any]) -> str:
+    """Which parameter holds a NUL character; "body" when none does (the body is not at hand here)."""
+    for name, value in request.path_params.items():
+        if "\x00" in str(value):
+            return f"path.{name}"
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            return f"query.{name}"
+    return "body"
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -183,6 +199,17 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
         log.warning("database unavailable: %s", type(exc).__name__)
         return problem_response(request, 503, "database-unavailable", "Service unavailable",
                                 "The database is not reachable right now; retry shortly.", headers={"Retry-After": "2"})
+    if isinstance(exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
+        # PostgreSQL text cannot hold U+0000 (nor jsonb a \u0000 escape): a client sent one in some text field.
+        message = "text cannot contain the NUL character (U+0000)"
+        path = _nul_field(request)
+        return problem_response(request, 422, "validation-error", "Invalid input", f"{path}: {message}",
+                                errors=[FieldError(path, message)])
+    if isinstance(exc, UnicodeDecodeError):
+        # msgspec raises this, not DecodeError, for a JSON body whose strings hold bytes that are not UTF-8
+        detail = f"The request body is not UTF-8 text (first bad byte at offset {exc.start})."
+        return problem_response(request, 400, "validation-error", "Invalid input", detail,
+                                errors=[FieldError("body", detail)])
     log.exception("unhandled error", exc_info=exc)
     return problem_response(request, 500, "internal-error", "Internal error",
                             "An unexpected error occurred; it has been logged with this request id.")

@@ -7,6 +7,7 @@ start-up with a message naming the variable, never a traceback from deep inside 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 Mode = Literal["demo", "production"]
 
@@ -100,6 +102,12 @@ class Settings:
     vnpay_expire_minutes: int = 15
     vnpay_grace_minutes: int = 10
     booking_payment_minutes: int = 30
+    login_failures_per_ip: int = 20
+    otp_verify_failures_per_ip: int = 20
+    rx_verify_failures_per_account: int = 30
+    failure_window_s: int = 900
+    cors_origins: tuple[str, ...] = ()
+    hsts_max_age_s: int = 0
 
     @property
     def uses_embedded_db(self) -> bool:
@@ -230,9 +238,32 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "(querydr), minutes."),
     ("LIENTHONG_BOOKING_PAYMENT_MINUTES", "30", "How long a paid booking holds its slot while the patient pays; "
      "then, once VNPay confirms nothing was paid, the slot is released."),
+    ("LIENTHONG_LOGIN_FAILURES_PER_IP", "20", "Failed staff sign-ins from one client address before that address gets "
+     "429 until its window ends (on top of the per-account lockout)."),
+    ("LIENTHONG_OTP_VERIFY_FAILURES_PER_IP", "20", "Wrong or expired SMS codes from one client address before that "
+     "address gets 429 until its window ends (on top of the per-code attempts)."),
+    ("LIENTHONG_RX_VERIFY_FAILURES_PER_ACCOUNT", "30", "Look-ups of unknown prescription codes (or QR codes that do "
+     "not verify) by one pharmacist account or pharmacy software before its verifies get 429 until the window ends."),
+    ("LIENTHONG_FAILURE_WINDOW", "900", "The window of the three limits above, seconds; it opens with the first "
+     "failure."),
+    ("LIENTHONG_CORS_ORIGINS", "(none)", "Comma-separated origins (`https://app.example.vn`) whose browser pages may "
+     "call the API; none by default: the console is served from the API's own origin."),
+    ("LIENTHONG_HSTS_MAX_AGE", "31536000 in production, 0 in demo", "`Strict-Transport-Security` max-age, "
+     "seconds; 0 sends no such header."),
 )
 
 _DEMO_SECRETS_FILE = "demo-secrets.json"
+
+# Credentials published in this repository for the local sandboxes: never a real system's. With each, the URL
+# variable that says where it is sent, or None for a key that checks what others send us.
+_PUBLISHED_CREDENTIALS: tuple[tuple[str, str, str | None], ...] = (
+    ("SMS_API_KEY", Settings.sms_api_key, "SMS_GATEWAY_URL"),
+    ("SMS_SECRET_KEY", Settings.sms_secret_key, "SMS_GATEWAY_URL"),
+    ("NATIONAL_RX_FACILITY_PASSWORD", Settings.national_rx_facility_password, "NATIONAL_RX_URL"),
+    ("NATIONAL_RX_APP_KEY", Settings.national_rx_app_key, "NATIONAL_RX_URL"),
+    ("VNPAY_TMN_CODE", Settings.vnpay_tmn_code, "VNPAY_PAY_URL"),
+    ("VNPAY_HASH_SECRET", Settings.vnpay_hash_secret, None),
+)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -283,6 +314,47 @@ def _b64key(name: str, raw: str, min_len: int) -> bytes:
     if len(key) < min_len:
         raise SettingsError(f"{name} must decode to at least {min_len} bytes, got {len(key)}")
     return key
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_published_credentials(env: Mapping[str, str], data_dir: Path) -> None:
+    """Production: no credential may be one this repository publishes (an unset one falls back to it).
+
+    A credential we send out (gateway keys, the national system's password) is allowed only when its service is
+    pointed at a loopback address, which is where a local sandbox expecting exactly these values runs and nothing
+    real can be reached. A key that verifies what others send us (VNPay's IPN checksum) never is: anyone could forge
+    with it whatever the URLs say. The secrets generated for this data folder's demo are refused the same way.
+    """
+    for name, published, sent_to in _PUBLISHED_CREDENTIALS:
+        if (env.get(name) or published) != published:
+            continue
+        if sent_to is not None and _is_loopback(env.get(sent_to) or ""):
+            continue
+        raise SettingsError(f"{name} is unset or the published sandbox value; LIENTHONG_MODE=production needs the "
+                            "credential issued to you" + (f" (or {sent_to} on a loopback sandbox)" if sent_to else ""))
+    generated = data_dir / _DEMO_SECRETS_FILE
+    if generated.exists():
+        for name, value in json.loads(generated.read_text()).items():
+            if env.get(name) == value:
+                raise SettingsError(f"{name} is the demo secret generated in {generated}; production needs its own")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in (env.get(name) or "").split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise SettingsError(f"{name} entries must be origins like https://app.example.vn, got {origin!r}")
+    return origins
 
 
 def _demo_secrets(data_dir: Path) -> dict[str, str]:
@@ -396,6 +468,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     tmn_code = env.get("VNPAY_TMN_CODE") or "LTDEMO01"
     if not tmn_code.isalnum() or len(tmn_code) != 8:
         raise SettingsError(f"VNPAY_TMN_CODE must be 8 letters or digits, got {tmn_code!r}")
+    cors_origins = _origins(env, "LIENTHONG_CORS_ORIGINS")
+    if mode == "production":
+        _refuse_published_credentials(env, data_dir)
 
     return Settings(
         mode=mode,  # type: ignore[arg-type]  # checked against the Literal above
@@ -474,6 +549,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         vnpay_expire_minutes=_int(env, "VNPAY_EXPIRE_MINUTES", 15, minimum=5),
         vnpay_grace_minutes=_int(env, "VNPAY_GRACE_MINUTES", 10, minimum=1),
         booking_payment_minutes=_int(env, "LIENTHONG_BOOKING_PAYMENT_MINUTES", 30, minimum=10),
+        login_failures_per_ip=_int(env, "LIENTHONG_LOGIN_FAILURES_PER_IP", 20, minimum=1),
+        otp_verify_failures_per_ip=_int(env, "LIENTHONG_OTP_VERIFY_FAILURES_PER_IP", 20, minimum=1),
+        rx_verify_failures_per_account=_int(env, "LIENTHONG_RX_VERIFY_FAILURES_PER_ACCOUNT", 30, minimum=1),
+        failure_window_s=_int(env, "LIENTHONG_FAILURE_WINDOW", 900, minimum=1),
+        cors_origins=cors_origins,
+        hsts_max_age_s=_int(env, "LIENTHONG_HSTS_MAX_AGE", 31_536_000 if mode == "production" else 0),
     )
 
 

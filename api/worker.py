@@ -27,9 +27,11 @@ Job = Callable[[asyncpg.Pool, Settings], Awaitable[None]]
 
 
 async def purge_expired_credentials(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Drop dead OTP challenges (kept one day for throttling and forensics) and long-dead refresh tokens."""
+    """Drop dead OTP challenges (kept one day for throttling and forensics), long-dead refresh tokens and ended
+    rate-limit windows (api/ratelimit.py)."""
     await pool.execute("DELETE FROM otp_challenges WHERE created_at < now() - interval '1 day'")
     await pool.execute("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '7 days'")
+    await pool.execute("DELETE FROM rate_limit_windows WHERE expires_at < now()")
 
 
 async def settle_no_shows(pool: asyncpg.Pool, settings: Settings) -> None:
@@ -91,9 +93,13 @@ async def _every(name: str, period_s: float, job: Job, pool: asyncpg.Pool, setti
     while True:
         try:
             await job(pool, settings)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-            # the database may be restarting; the next period tries again
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # the database may be restarting (a connection it closed can surface as InternalClientError, see
+            # api.errors); the next period tries again
             log.warning("job failed", extra={"job": name, "error": type(exc).__name__})
+        except Exception:
+            # a bug in one job must not end every other job of the process (they share a TaskGroup): log, go on
+            log.exception("job crashed", extra={"job": name})
         await asyncio.sleep(period_s)
 
 

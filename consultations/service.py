@@ -181,13 +181,17 @@ async def _bookable(conn: Conn, doctor_id: UUID, slot_minutes: int, first_day: d
 
 async def free_slots(pool: asyncpg.Pool, settings: Settings, doctor_id: UUID, first_day: date | None,
                      days: int) -> list[Slot]:
-    first_day = first_day or _now().astimezone(slots.VN).date()
+    today = _now().astimezone(slots.VN).date()
+    first_day = first_day or today
     async with pool.acquire() as conn:
         terms = await db.booking_terms(conn, doctor_id)
         if terms is None:
             raise DoctorNotFound("No such doctor.")
         _, slot_minutes, accepts = terms
-        if not accepts:
+        # Free slots lie between now and the booking horizon; a range that misses it has none (and dates near year
+        # 1 or 9999 would overflow the day arithmetic).
+        horizon = today + timedelta(days=settings.booking_horizon_days)
+        if not accepts or first_day > horizon or first_day + timedelta(days=MAX_SLOT_DAYS) < today:
             return []
         free = await _bookable(conn, doctor_id, slot_minutes, first_day, days, settings, skip_taken=False)
     return [Slot(starts_at=s.astimezone(slots.VN), ends_at=e.astimezone(slots.VN)) for s, e in free]

@@ -95,8 +95,9 @@ def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DrugFileUnreadable(f"The file is not UTF-8 text (first bad byte at offset {exc.start}). "
-                                 "Save it as 'CSV UTF-8'.") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DrugFileUnreadable(f"The file is not UTF-8 text: line {line} has a byte that is not (offset "
+                                 f"{exc.start}). Save it as 'CSV UTF-8'.") from None
 
 
 def _header(raw: list[str]) -> list[str]:

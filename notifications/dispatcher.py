@@ -387,7 +387,9 @@ class Dispatcher:
                         next_sweep = loop.time() + FALLBACK_SWEEP_S
                     if stats.claimed >= self._settings.notification_batch:
                         continue  # more are due: no waiting between full batches
-                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                # InternalClientError: a pooled connection PostgreSQL told it was shutting down, before asyncpg
+                # noticed the socket close (seen in tests/reliability/test_faults_postgres.py)
+                except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                     log.warning("dispatcher: database unavailable", extra={"error": type(exc).__name__})
                     if listener is not None:
                         with contextlib.suppress(Exception):

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from api.audit import audit_context, record
 from api.auth.principal import ROLES, Principal, requires_role
 from api.deps import Pool
-from api.errors import NotFound
+from api.errors import InvalidInput, NotFound
 from notifications import db
 from notifications.schemas import (
     ChannelName,
@@ -27,6 +27,16 @@ from notifications.schemas import (
     PreferencesIn,
 )
 from notifications.templates import render_push
+
+
+def _each_pair_once(changes: list[Preference]) -> None:
+    """One statement upserts the changes; a pair listed twice would be two contradicting (or pointless) changes."""
+    first: dict[tuple[str, str], int] = {}
+    for index, change in enumerate(changes):
+        seen = first.setdefault((change.category, change.channel), index)
+        if seen != index:
+            raise InvalidInput(f"body.preferences[{index}]",
+                               f"The same category and channel as preferences[{seen}]; list each pair once.")
 
 
 def _all_preferences(saved: dict[tuple[str, str], bool]) -> Preferences:
@@ -49,6 +59,7 @@ class NotificationController(Controller):
                                  "(security and call messages cannot be turned off)")
     async def save_preferences(self, data: JSONBody[PreferencesIn], request: Request[Principal, Any, Any],
                                pool: Pool) -> Preferences:
+        _each_pair_once(data.preferences)
         async with pool.acquire() as conn, conn.transaction():
             await db.save_preferences(conn, request.user.account_id, data.preferences)
             await record(conn, audit_context(request), "notification.preferences_changed",

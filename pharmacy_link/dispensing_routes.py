@@ -11,9 +11,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from api import ratelimit
 from api.audit import audit_context
 from api.auth.principal import Principal, requires_role
 from api.deps import AppSettings, Pool
+from eprescription.errors import PrescriptionNotFound, QrInvalid
 from pharmacy_link import dispensing, qr_scan
 from pharmacy_link.dispensing_schemas import Dispense, DispenseIn, HoldOut, Verification, VerifyIn, VoidIn
 
@@ -31,8 +33,12 @@ class DispensingController(Controller):
     @post("/verify", status_code=HTTP_200_OK,
           summary="Look up a prescription by typed code or scanned QR: signature, validity, status, what remains "
                   "(pharmacists; audited)")
-    async def verify(self, request: Req, data: JSONBody[VerifyIn], pool: Pool) -> Verification:
-        return await dispensing.verify(pool, request.user, data, audit_context(request))
+    async def verify(self, request: Req, data: JSONBody[VerifyIn], pool: Pool, settings: AppSettings) -> Verification:
+        ctx = audit_context(request)
+        # guessing codes is the attack: unknown codes and QR codes that do not verify count against the account
+        return await ratelimit.limited_on_failure(
+            pool, settings, ratelimit.rx_verify_by_account(settings), str(request.user.account_id), ctx,
+            lambda: dispensing.verify(pool, request.user, data, ctx), (PrescriptionNotFound, QrInvalid))
 
     @post("/qr-scan", status_code=HTTP_200_OK, request_max_body_size=qr_scan.MAX_BODY_BYTES,
           summary="Read the QR code in a camera frame or photo sent as 8-bit grey pixels; returns its text for "

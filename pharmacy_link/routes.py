@@ -156,7 +156,7 @@ class PharmacyStockController(Controller):
          summary="Pharmacist or software of this pharmacy, or admin: the pharmacy's published stock, by drug name")
     async def stock_page(self, pharmacy_id: FromPath[UUID], request: Request[Principal, Any, Any], pool: Pool,
                          limit: Annotated[int, QueryParameter(ge=1, le=5_000)] = 500,
-                         offset: Annotated[int, QueryParameter(ge=0)] = 0) -> StockPage:
+                         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0) -> StockPage:
         return await stock.stock_page(pool, request.user, pharmacy_id, limit, offset)
 
 

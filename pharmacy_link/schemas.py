@@ -152,14 +152,17 @@ class MachineToken(msgspec.Struct, kw_only=True):
 
 # ---------------------------------------------------------------------------------------------------- stock
 
+_NO_NUL = "^[^\x00]*$"  # PostgreSQL text cannot hold U+0000
+
+
 class StockItemIn(Strict, kw_only=True):
     """One drug of a stock upload, named by catalogue id or by registration number (exactly one of them)."""
 
     drug_id: UUID | None = None
-    registration_number: Annotated[str, msgspec.Meta(min_length=3, max_length=40, examples=["VD-12345-19"])] | None \
-        = None
+    registration_number: Annotated[str, msgspec.Meta(min_length=3, max_length=40, pattern=_NO_NUL,
+                                                     examples=["VD-12345-19"])] | None = None
     quantity: Annotated[int, msgspec.Meta(ge=0, le=10_000_000, description="in the drug's dispensing unit")]
-    unit: Annotated[str, msgspec.Meta(max_length=30, examples=["viên"])] = ""
+    unit: Annotated[str, msgspec.Meta(max_length=30, pattern=_NO_NUL, examples=["viên"])] = ""
 
 
 class StockUploadReport(msgspec.Struct):

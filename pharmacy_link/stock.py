@@ -85,6 +85,9 @@ def _check_items(raws: Sequence[msgspec.Raw]) -> tuple[list[tuple[int, StockItem
         except msgspec.ValidationError as exc:
             problems.append((index, _field_error(f"body.items[{index}]", exc)))
             continue
+        except UnicodeDecodeError:  # msgspec's word for bytes that are not UTF-8 inside a string
+            problems.append((index, FieldError(f"body.items[{index}]", "The item holds text that is not UTF-8.")))
+            continue
         if (item.drug_id is None) == (item.registration_number is None):
             problems.append((index, FieldError(f"body.items[{index}]",
                                                "Name the drug by drug_id or by registration_number: one of them.")))

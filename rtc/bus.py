@@ -31,7 +31,8 @@ _PROBE_EVERY_S = 15.0
 _PROBE_TIMEOUT_S = 5.0
 _RECONNECT_MAX_DELAY_S = 5.0
 
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: a pooled connection told the server is shutting down, before asyncpg saw the socket close
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 NO_FRAME = msgspec.Raw(b"")

@@ -17,7 +17,9 @@ ROLES: tuple[CallRole, CallRole] = ("patient", "doctor")
 
 Sdp = Annotated[str, Meta(min_length=1, max_length=60_000)]
 NegotiationId = Annotated[str, Meta(max_length=64)]
-Label = Annotated[str, Meta(max_length=40)]
+# PostgreSQL text cannot hold U+0000: text that is stored (chat, join details) must not carry one.
+NO_NUL = "^[^\x00]*$"
+Label = Annotated[str, Meta(max_length=40, pattern=NO_NUL)]
 NonNegative = Annotated[float, Meta(ge=0, le=1e7)]
 QualityLimitation = Literal["none", "cpu", "bandwidth", "other"]
 
@@ -40,7 +42,7 @@ class ClientInfo(msgspec.Struct, kw_only=True):
 
 class Join(_Frame, tag="join"):
     token: Annotated[str, Meta(min_length=1, max_length=200)]
-    resume_session: Annotated[str, Meta(max_length=64)] | None = None
+    resume_session: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] | None = None
     client: ClientInfo | None = None
 
 
@@ -85,7 +87,7 @@ class Quality(QualitySample, _Frame, tag="quality"):
 
 
 class Chat(_Frame, tag="chat"):
-    text: Annotated[str, Meta(min_length=1, max_length=2000)]
+    text: Annotated[str, Meta(min_length=1, max_length=2000, pattern=NO_NUL)]
 
 
 class Ping(_Frame, tag="ping"):

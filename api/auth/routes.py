@@ -8,8 +8,10 @@ from litestar import Controller, Request, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from api import ratelimit
 from api.audit import audit_context
 from api.auth import service
+from api.auth.errors import InvalidCredentials, OtpExpired, OtpInvalid
 from api.auth.principal import Principal, Role, requires_role
 from api.auth.schemas import (
     EnrolmentRequired,
@@ -43,14 +45,20 @@ class AuthController(Controller):
           summary="Patient: exchange the SMS code for a session (anyone holding the code)")
     async def verify_otp(self, data: JSONBody[OtpVerifyIn], request: Request[Any, Any, Any], pool: Pool,
                          settings: AppSettings) -> Session:
-        return await service.verify_otp(pool, settings, data.phone, data.code, audit_context(request))
+        ctx = audit_context(request)
+        return await ratelimit.limited(
+            pool, settings, ratelimit.otp_verify_by_address(settings), ctx.client_ip, ctx,
+            lambda: service.verify_otp(pool, settings, data.phone, data.code, ctx), (OtpInvalid, OtpExpired))
 
     @post("/login", status_code=HTTP_200_OK, opt={"public": True},
           summary="Doctor/pharmacist/admin: password + authenticator code (anyone)")
     async def login(self, data: JSONBody[LoginIn], request: Request[Any, Any, Any], pool: Pool,
                     settings: AppSettings) -> Session | EnrolmentRequired:
-        return await service.staff_login(pool, settings, data.username, data.password, data.totp_code,
-                                         data.recovery_code, audit_context(request))
+        ctx = audit_context(request)
+        return await ratelimit.limited(
+            pool, settings, ratelimit.login_by_address(settings), ctx.client_ip, ctx,
+            lambda: service.staff_login(pool, settings, data.username, data.password, data.totp_code,
+                                        data.recovery_code, ctx), (InvalidCredentials,))
 
     @post("/refresh", status_code=HTTP_200_OK, opt={"public": True},
           summary="Rotate a refresh token (holder of the refresh token)")

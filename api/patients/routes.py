@@ -8,12 +8,13 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.audit import audit_context
 from api.auth.principal import ROLES, Principal, requires_role
 from api.deps import Pool
-from api.patients import db, service
+from api.patients import data_rights, db, service
+from api.patients.data_rights_schemas import DataExport, ErasureIn, ErasureOutcome
 from api.patients.schemas import (
     AccessLogEntry,
     ConsentDocument,
@@ -72,10 +73,23 @@ class MeController(Controller):
     async def access_log(
         self, request: Request[Principal, Any, Any], pool: Pool,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        before: Annotated[int | None, QueryParameter(ge=1, description="next_before of the previous page")] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1,  # audit_log.id is a bigint
+                                                     description="next_before of the previous page")] = None,
     ) -> AccessLogPage:
         entries, next_before = await service.access_log(pool, request.user, limit, before)
         return AccessLogPage(entries=entries, next_before=next_before)
+
+    @get("/data-export", guards=[requires_role("patient")],
+         summary="Patient: everything held about you (Decree 13/2023 data subject request; audited)")
+    async def data_export(self, request: Request[Principal, Any, Any], pool: Pool) -> DataExport:
+        assert request.user.patient_id is not None
+        return await data_rights.export(pool, request.user, request.user.patient_id, audit_context(request))
+
+    @post("/erasure", status_code=HTTP_200_OK, guards=[requires_role("patient")],
+          summary="Patient: erase own account; the medical record is retained as the law requires (audited)")
+    async def erasure(self, data: JSONBody[ErasureIn], request: Request[Principal, Any, Any],
+                      pool: Pool) -> ErasureOutcome:
+        return await data_rights.erase(pool, request.user, audit_context(request))
 
 
 class PatientController(Controller):
@@ -93,6 +107,12 @@ class PatientController(Controller):
     async def update(self, patient_id: FromPath[UUID], data: JSONBody[PatientPatch],
                      request: Request[Principal, Any, Any], pool: Pool) -> PatientProfile:
         return await service.update_patient(pool, request.user, patient_id, data, audit_context(request))
+
+    @get("/{patient_id:uuid}/data-export", guards=[requires_role("patient")],
+         summary="Patient: everything held about self or a dependent (Decree 13/2023; audited)")
+    async def data_export(self, patient_id: FromPath[UUID], request: Request[Principal, Any, Any],
+                          pool: Pool) -> DataExport:
+        return await data_rights.export(pool, request.user, patient_id, audit_context(request))
 
 
 class ConsentDocumentController(Controller):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -57,6 +58,14 @@ async def view_patient(pool: asyncpg.Pool, principal: Principal, patient_id: UUI
         return found
 
 
+EARLIEST_BIRTH = date(1900, 1, 1)  # the patients table's CHECK
+
+
+def _check_birth_date(born: date | None) -> None:
+    if born is not None and born < EARLIEST_BIRTH:
+        raise InvalidInput("body.date_of_birth", f"A date of birth is {EARLIEST_BIRTH.isoformat()} or later.")
+
+
 def _changes(patch: PatientPatch) -> dict[str, Any]:
     changes = {f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not msgspec.UNSET}
     if "allergies" in changes:
@@ -67,6 +76,7 @@ def _changes(patch: PatientPatch) -> dict[str, Any]:
 async def update_patient(pool: asyncpg.Pool, principal: Principal, patient_id: UUID, patch: PatientPatch,
                          ctx: AuditContext) -> PatientProfile:
     changes = _changes(patch)
+    _check_birth_date(changes.get("date_of_birth"))
     async with pool.acquire() as conn, conn.transaction():
         await _require_access(conn, principal, patient_id)
         try:
@@ -89,6 +99,7 @@ async def list_dependents(pool: asyncpg.Pool, principal: Principal) -> list[Pati
 async def add_dependent(pool: asyncpg.Pool, principal: Principal, data: DependentIn,
                         ctx: AuditContext) -> PatientProfile:
     assert principal.patient_id is not None
+    _check_birth_date(data.date_of_birth)
     values = msgspec.to_builtins(data)
     values["date_of_birth"] = data.date_of_birth
     async with pool.acquire() as conn, conn.transaction():

@@ -177,7 +177,7 @@ async def sign_in_patient(http: httpx.AsyncClient, sms: SmsSandbox, phone: str) 
 
 async def remote_video_plays(page: Page) -> None:
     """The patient's video has a picture and its playback clock moves on (about 0.5 s of new frames)."""
-    await page.wait_for_function(f"{REMOTE_VIDEO}.videoWidth > 0 && {REMOTE_VIDEO}.currentTime > 0")
+    await page.wait_for_function(f"() => {REMOTE_VIDEO}.videoWidth > 0 && {REMOTE_VIDEO}.currentTime > 0")
     started = await page.evaluate(f"{REMOTE_VIDEO}.currentTime")
-    await page.wait_for_function(f"{REMOTE_VIDEO}.currentTime > {started} + 0.5")
+    await page.wait_for_function(f"() => {REMOTE_VIDEO}.currentTime > {started} + 0.5")
     assert await page.evaluate(f"{REMOTE_VIDEO}.videoWidth") == 640  # the patient's 640×480 pattern

@@ -234,7 +234,7 @@ async def test_receipt_and_vnpay_qr_for_a_sale_paid_at_the_counter(
 
     await page.get_by_role("button", name="Thanh toán VNPay QR").click()
     await expect(page.get_by_role("img", name="Mã QR VNPay để khách quét")).to_be_visible()
-    await page.wait_for_function("document.getElementById('payment-qr').naturalWidth > 0")  # the SVG rendered
+    await page.wait_for_function("() => document.getElementById('payment-qr').naturalWidth > 0")  # the SVG rendered
     await expect(page.locator("#payment-amount")).to_have_text("25.000\xa0₫")
     await expect(page.locator("#payment-status")).to_have_text("Đang chờ khách thanh toán…")
     await screenshot(page, "pharmacy-payment")

@@ -306,6 +306,24 @@ async def test_pharmacy_counter_payment_by_qr(api: str, vnpay: VnpaySandbox, poo
     assert (await payment_row(pool, txn_ref))["status"] == "refund_pending"
 
 
+async def test_a_payment_started_from_a_peer_without_an_ip_address_still_gets_a_pay_url(
+        vnpay: VnpaySandbox, pool: asyncpg.Pool, settings: Settings) -> None:
+    # behind a unix socket with no proxy header (here: the in-process test client, peer "testclient") the
+    # customer's address is unknown; the payment must still start, with loopback as vnp_IpAddr
+    from urllib.parse import parse_qs, urlsplit
+
+    from litestar.testing import AsyncTestClient
+
+    async with AsyncTestClient(create_app(settings)) as client:
+        rx = await signed_prescription(client, pool, settings, lines=1)
+        pharmacist = await staff_headers(pool, settings, "ds.hoa")
+        sold = await client.post(f"/dispensing/prescriptions/{rx['code']}/dispenses",
+                                 headers={**pharmacist, **key()}, json=sale((1, 10)))
+        started = await client.post(f"/payments/dispenses/{sold.json()['id']}", headers=pharmacist)
+    assert started.status_code == 201, started.text
+    assert parse_qs(urlsplit(started.json()["pay_url"]).query)["vnp_IpAddr"] == ["127.0.0.1"]
+
+
 async def test_admin_partial_then_full_refund_and_over_refund_is_refused(
         api: str, vnpay: VnpaySandbox, pool: asyncpg.Pool, settings: Settings) -> None:
     async with httpx.AsyncClient(base_url=api) as http:
