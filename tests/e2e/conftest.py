@@ -35,7 +35,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it as root)",
                 allow_module_level=True)
 
-from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
+
+# Assertions wait as long as actions do: 5 s (Playwright's default) is one refresh of the doctor's queue, and on a
+# loaded 2-core CI machine a page can take that long to catch up.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
