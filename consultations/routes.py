@@ -33,6 +33,7 @@ from consultations.schemas import (
     Slot,
     WeeklySchedule,
 )
+from rtc.hub import Hub
 
 Req = Request[Principal, Any, Any]
 PARTICIPANTS = requires_role("patient", "doctor")
@@ -128,7 +129,11 @@ class ConsultationController(Controller):
     @post("/{consultation_id:uuid}/complete", status_code=200, guards=[requires_role("doctor")],
           summary="Treating doctor: end the call; the consultation is completed")
     async def complete(self, consultation_id: FromPath[UUID], request: Req, pool: Pool) -> Consultation:
-        return await service.doctor_complete(pool, request.user, consultation_id, audit_context(request))
+        ctx = audit_context(request)
+        completed = await service.doctor_complete(pool, request.user, consultation_id, ctx)
+        hub: Hub = request.app.state.rtc_hub
+        await hub.consultation_completed(consultation_id, ctx)  # a patient still in the call room is let go
+        return completed
 
     @post("/{consultation_id:uuid}/cancel", status_code=200, guards=[PARTICIPANTS],
           summary="Its patient/guardian or treating doctor: cancel (doctor cancellations are refundable)")

@@ -490,6 +490,19 @@ class Hub:
             # The call has ended either way; recorders also stop when the apps close their connections.
             log.warning("could not stop recordings at call end", extra={"error": exc.slug})
 
+    async def consultation_completed(self, consultation_id: UUID, ctx: AuditContext) -> None:
+        """The doctor completed the consultation over HTTP (POST /consultations/{id}/complete), e.g. from the notes
+        after leaving the call: whoever is still in the room, here or on another instance, is told it has ended and
+        let go, as when the doctor ends it in the call."""
+        async with self._lock(consultation_id), self.pool.acquire() as db_conn:
+            await db.clear_room(db_conn, consultation_id)
+        await self._route(consultation_id, frame=_encoder.encode(Ended(by="doctor", reason="completed")),
+                          close=(ENDED, "consultation ended"))
+        try:
+            await media.stop_recordings(self.pool, self.settings, consultation_id, "call-ended", ctx)
+        except DomainError as exc:
+            log.warning("could not stop recordings at completion", extra={"error": exc.slug})
+
     async def _disconnected(self, conn: Connection) -> None:
         """The socket is gone. Unless the room already knows why, the participant is 'away': they keep their place
         for the grace period and the other side is told at once."""

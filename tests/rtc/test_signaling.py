@@ -195,6 +195,27 @@ async def test_only_the_doctor_ends_the_call_and_both_sides_are_told(server: Ser
     assert await _events(pool, consultation_id) == ["call.joined", "call_started", "call.joined", "completed"]
 
 
+async def test_completing_from_the_notes_lets_the_patient_still_in_the_room_go(server: Server, pool: asyncpg.Pool,
+                                                                              settings: Settings) -> None:
+    import httpx
+
+    consultation_id = await make_consultation(pool)
+    access = await doctor_token(pool, settings)
+    doctor_jt, patient_jt = await _tokens(server, pool, settings, consultation_id)
+    async with participant(server, consultation_id, doctor_jt) as doctor, \
+            participant(server, consultation_id, patient_jt) as patient:
+        await doctor.expect("peer-joined")
+        await doctor.send({"type": "leave"})  # the doctor goes to write the notes; the patient stays
+        assert (await patient.expect("peer-left"))["reason"] == "left"
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            done = await http.post(f"/consultations/{consultation_id}/complete",
+                                   headers={"Authorization": f"Bearer {access}"})
+        assert done.status_code == 200, done.text
+        assert await patient.expect("ended") == {"type": "ended", "by": "doctor", "reason": "completed"}
+        assert await patient.closed_with() == 4410
+    assert await pool.fetchval("SELECT count(*) FROM rtc_presence WHERE consultation_id = $1", consultation_id) == 0
+
+
 async def test_a_token_issued_before_the_end_cannot_reopen_the_call(server: Server, pool: asyncpg.Pool,
                                                                     settings: Settings) -> None:
     consultation_id = await make_consultation(pool)
