@@ -106,6 +106,36 @@ async def test_pharmacist_holds_and_dispenses_a_prescription_in_two_parts(
     assert len({r["idempotency_key"] for r in sold}) == 2  # one key per sale
 
 
+async def test_a_sale_made_by_mistake_is_voided_from_the_counter(
+        page: Page, http: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
+    rx = await prescription(http, pool, settings)
+    await sign_in(page)
+    await look_up(page, rx["code"])
+    await fill_line(page, 1, 4, "PA2401", 1500)
+    await fill_line(page, 2, 0, "", 0)
+    await page.get_by_role("button", name="Bán thuốc", exact=True).click()
+    await expect(page.locator("#rx-status")).to_have_text("Đã bán một phần")
+
+    await page.get_by_text("Huỷ lần bán này (bán nhầm)").click()
+    reason = page.get_by_label("Lý do huỷ (ít nhất 5 ký tự)")
+    await reason.fill("sai")
+    await page.get_by_role("button", name="Huỷ lần bán", exact=True).click()
+    await expect(reason).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#void-reason-error")).to_have_text("Nhập lý do huỷ, ít nhất 5 ký tự.")
+    await reason.fill("Bán nhầm số lượng, khách chỉ lấy 2 viên")
+    await page.get_by_role("button", name="Huỷ lần bán", exact=True).click()
+    await expect(page.locator("#sale-done")).to_contain_text("Đã huỷ lần bán này")
+    await expect(page.locator("#rx-status")).to_have_text("Chưa bán")
+    assert await remaining(page) == ["10 viên", "5 viên"]
+    await expect(page.locator("#void-sale")).to_have_count(0)
+
+    rx_id = UUID(rx["id"])
+    voided = await pool.fetchrow("SELECT voided_at, void_reason FROM dispenses WHERE prescription_id = $1", rx_id)
+    assert voided["voided_at"] is not None and voided["void_reason"] == "Bán nhầm số lượng, khách chỉ lấy 2 viên"
+    assert await pool.fetchval("SELECT sum(dispensed_quantity) FROM prescription_lines WHERE prescription_id = $1",
+                               rx_id) == 0
+
+
 async def test_substitution_needs_the_buyers_consent_shown_next_to_the_checkbox(
         page: Page, http: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings) -> None:
     rx = await prescription(http, pool, settings, lines=1)

@@ -595,8 +595,47 @@ function renderSale() {
       d.total_vnd > 0 ? el("button", { type: "button", id: "pay-button", class: "primary", onclick: startPayment },
         t("pay_vnpay")) : null,
       el("button", { type: "button", id: "receipt-button", onclick: showReceipt }, t("show_receipt"))),
-    el("div", { id: "payment", "aria-live": "polite" }));
+    el("div", { id: "payment", "aria-live": "polite" }),
+    // a mistaken sale is undone here, soon after (the server enforces the window and refunds a paid one)
+    el("details", { id: "void-sale" },
+      el("summary", {}, t("void_title")),
+      el("form", { id: "void-form", onsubmit: voidSale, novalidate: true },
+        el("label", { for: "void-reason" }, t("void_reason")),
+        el("input", { id: "void-reason", name: "reason", required: true, minlength: "5", maxlength: "500",
+                      autocomplete: "off" }),
+        el("span", { class: "field-error", id: "void-reason-error" }),
+        el("button", { type: "submit", id: "void-button", class: "danger" }, t("void_button")),
+        el("div", { id: "void-result", "aria-live": "polite" }))));
   $("sale-title").focus();
+}
+
+async function voidSale(event) {
+  event.preventDefault();
+  const input = $("void-reason");
+  input.removeAttribute("aria-invalid");
+  clear($("void-reason-error"));
+  clear($("void-result"));
+  const reason = input.value.trim();
+  if (reason.length < 5) {
+    input.setAttribute("aria-invalid", "true");
+    clear($("void-reason-error"), t("void_reason_short"));
+    input.focus();
+    return;
+  }
+  const button = $("void-button");
+  button.disabled = true;
+  try {
+    const voided = await call("POST", `/dispensing/dispenses/${state.sale.dispense.id}/void`, { body: { reason } });
+    stopPolling();
+    state.sale.dispense = voided;
+    await recheck();
+    clear($("sale-done"), t("void_done"));
+    $("sale-done").className = "alert warning";
+    for (const id of ["pay-button", "void-sale"]) $(id)?.remove();
+  } catch (err) {
+    button.disabled = false;
+    report($("void-result"), err);
+  }
 }
 
 function paymentText(status) {
