@@ -24,6 +24,7 @@ from api import db, health
 from api.admin import AdminController
 from api.auth.principal import jwt_auth
 from api.auth.routes import AuthController
+from api.deps import Pool
 from api.errors import EXCEPTION_HANDLERS
 from api.logs import RequestIdMiddleware
 from api.openapi import ProblemDocs
@@ -116,11 +117,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # ``pool`` is a parameter of the two below only to chain them after it: Litestar resolves independent
     # dependencies of one handler concurrently, in an anyio task group per request, which cost the verify hot path
     # ~8 % of its CPU (py-spy) for values that are plain attribute reads.
-    def provide_sms(state: State, pool: asyncpg.Pool) -> SmsGateway:
+    def provide_sms(state: State, pool: Pool) -> SmsGateway:
         sms: SmsGateway = state.sms
         return sms
 
-    def provide_settings(pool: asyncpg.Pool) -> Settings:
+    def provide_settings(pool: Pool) -> Settings:
         return settings
 
     openapi = OpenAPIConfig(
