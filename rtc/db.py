@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -170,6 +171,52 @@ async def notify_via_outbox(conn: Conn, channel: str, body: str, pointer_prefix:
 async def outbox_body(conn: Conn, outbox_id: int) -> str | None:
     body: str | None = await conn.fetchval("SELECT body FROM rtc_signal_outbox WHERE id = $1", outbox_id)
     return body
+
+
+async def announce_instance(conn: Conn, instance_id: str) -> None:
+    await conn.execute(
+        """INSERT INTO rtc_instances (instance_id) VALUES ($1)
+           ON CONFLICT (instance_id) DO UPDATE SET seen_at = now()""", instance_id)
+
+
+async def retire_instance(conn: Conn, instance_id: str) -> None:
+    await conn.execute("DELETE FROM rtc_instances WHERE instance_id = $1", instance_id)
+
+
+class Orphan(msgspec.Struct, frozen=True):
+    consultation_id: UUID
+    patient_id: UUID
+    role: CallRole
+    account_id: UUID
+    session_id: str
+    instance_id: str
+
+
+async def mark_orphans_away(conn: Conn, stale_s: float) -> list[Orphan]:
+    """Participants held by an instance that has not announced itself for ``stale_s`` become away, as if their
+    socket had dropped. Concurrent sweeps by several instances mark each row once (the row lock, then the state)."""
+    rows = await conn.fetch(
+        """UPDATE rtc_presence p SET state = 'away', away_since = now()
+           FROM consultations c
+           WHERE c.id = p.consultation_id AND p.state = 'connected'
+             AND NOT EXISTS (SELECT 1 FROM rtc_instances i WHERE i.instance_id = p.instance_id
+                               AND i.seen_at > now() - make_interval(secs => $1))
+           RETURNING p.consultation_id, c.patient_id, p.role, p.account_id, p.session_id, p.instance_id""", stale_s)
+    return [record_to(Orphan, r) for r in rows]
+
+
+async def reclaim_live(conn: Conn, instance_id: str, sessions: Sequence[str]) -> list[tuple[UUID, CallRole]]:
+    """Sessions of this instance that are still open but were marked away by another instance's sweep (this one was
+    too slow to announce itself): connected again. Returns their (consultation, role)."""
+    rows = await conn.fetch(
+        """UPDATE rtc_presence SET state = 'connected', away_since = NULL
+           WHERE instance_id = $1 AND state = 'away' AND session_id = ANY($2::text[])
+           RETURNING consultation_id, role""", instance_id, list(sessions))
+    return [(r["consultation_id"], r["role"]) for r in rows]
+
+
+async def purge_instances(conn: Conn) -> None:
+    await conn.execute("DELETE FROM rtc_instances WHERE seen_at < now() - interval '1 day'")
 
 
 async def purge_outbox(conn: Conn) -> None:

@@ -76,6 +76,9 @@ CHAT_HISTORY = 100
 PROTOCOL_ERROR = 4400
 REPLACED = 4409
 ENDED = 4410
+# An instance silent this long (it announces itself every second at most) is taken for dead: its participants are
+# marked away by the others. Several missed announcements, so a busy event loop or a slow database is not a death.
+INSTANCE_STALE_S = 5.0
 TOO_SLOW = 1008
 INTERNAL_ERROR = 1011
 
@@ -224,6 +227,8 @@ class Hub:
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        async with self.pool.acquire() as db_conn:  # before any socket: a join here must not look orphaned
+            await db.announce_instance(db_conn, self.instance_id)
         await self.bus.start()
         self._housekeeping = asyncio.create_task(self._keep_house(), name="rtc-housekeeping")
 
@@ -233,6 +238,11 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
         await self.bus.stop()
+        # Our sockets are closed by now (each participant marked away); an instance that stops announcing would be
+        # swept anyway, this only spares the wait.
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            async with self.pool.acquire() as db_conn:
+                await db.retire_instance(db_conn, self.instance_id)
 
     def _lock(self, consultation_id: UUID) -> asyncio.Lock:
         lock = self._locks.get(consultation_id)
@@ -557,23 +567,49 @@ class Hub:
     # ---- housekeeping ------------------------------------------------------------------------------------------
 
     async def _keep_house(self) -> None:
-        """Time out participants away too long (on any instance: one that crashed cannot do it), and purge."""
+        """Announce this instance; mark away the participants of instances that stopped announcing and time out
+        participants away too long (on any instance: one that crashed cannot do it); purge."""
         every_s = min(1.0, self.grace_s / 4)
         purged_at = 0.0
         while True:
             await asyncio.sleep(every_s)
             try:
+                await self._sweep_orphans()
                 await self._time_out_absent()
                 if time.monotonic() - purged_at > 60:
                     async with self.pool.acquire() as db_conn:
                         await db.purge_outbox(db_conn)
                         await db.purge_join_tokens(db_conn)
+                        await db.purge_instances(db_conn)
                     purged_at = time.monotonic()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                 log.warning("rtc housekeeping failed", extra={"error": type(exc).__name__})
             except Exception:
                 # a bug must not silently end timeouts for every call of this instance: log it, go on
                 log.exception("rtc housekeeping failed")
+
+    async def _sweep_orphans(self) -> None:
+        """A killed instance closes no socket, so nobody marks its participants away: the other side would see them
+        present until they rejoin. Any live instance does it once the dead one has been silent INSTANCE_STALE_S."""
+        ctx = AuditContext(None, "system", None, "lienthong rtc", None)
+        live = [conn.session_id for room in self._rooms.values() for conn in room.values() if not conn.settled]
+        async with self.pool.acquire() as db_conn, db_conn.transaction():
+            await db.announce_instance(db_conn, self.instance_id)
+            # this instance may itself have been taken for dead while stalled: its open sockets are present again
+            reclaimed = await db.reclaim_live(db_conn, self.instance_id, live) if live else []
+            orphans = await db.mark_orphans_away(db_conn, INSTANCE_STALE_S)
+            for orphan in orphans:
+                details = {"role": orphan.role, "session_id": orphan.session_id, "instance_lost": orphan.instance_id}
+                await record_event(db_conn, orphan.consultation_id, "call.disconnected", orphan.account_id, details)
+                await audit.record(db_conn, ctx, "rtc.call.disconnected", target_type="consultation",
+                                   target_id=orphan.consultation_id, subject_patient_id=orphan.patient_id,
+                                   details=details)
+        for orphan in orphans:
+            await self._route(orphan.consultation_id, role=other_role(orphan.role), peer_present=False,
+                              frame=_encoder.encode(PeerLeft(role=orphan.role, reason="disconnected")))
+        for consultation_id, role in reclaimed:
+            await self._route(consultation_id, role=other_role(role), peer_present=True,
+                              frame=_encoder.encode(PeerJoined(role=role, reconnected=True)))
 
     async def _time_out_absent(self) -> None:
         ctx = AuditContext(None, "system", None, "lienthong rtc", None)

@@ -1,6 +1,7 @@
 """A signaling server process killed with SIGKILL during a call (two uvicorn processes on one database, as behind a
 load balancer): the participant whose socket it held reconnects to the other process and the call resumes, with the
-room's state, the other participant's presence and the chat history."""
+room's state, the other participant's presence and the chat history. Meanwhile the surviving process notices the
+dead one has stopped announcing itself and tells the other participant, as after a network drop."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 import pytest
 
 from api.settings import Settings
+from rtc.hub import INSTANCE_STALE_S
 from tests.consultations.factories import make_consultation
 from tests.reliability.fault_support import AppProcess, start_app
 from tests.rtc.conftest import Server, doctor_token, join_token, participant, patient_token
@@ -56,6 +58,14 @@ async def test_participant_of_a_killed_process_reconnects_to_the_other_and_the_c
             await asyncio.to_thread(doomed.process.wait, 10)
             code = await patient.closed_with(within_s=5)
             assert code not in (None, 1000)  # dropped abnormally: nobody closed it
+        # no process saw the patient's socket close; the survivor notices the dead one has gone silent and tells
+        # the doctor, as after a network drop (the reconnect grace period starts)
+        started = asyncio.get_running_loop().time()
+        assert await doctor.expect("peer-left", within_s=INSTANCE_STALE_S + 5) == {
+            "type": "peer-left", "role": "patient", "reason": "disconnected"}
+        noticed_s = asyncio.get_running_loop().time() - started
+        assert await pool.fetchval("SELECT state FROM rtc_presence WHERE consultation_id = $1 AND role = 'patient'",
+                                   consultation_id) == "away"
         status = await pool.fetchval("SELECT status FROM consultations WHERE id = $1", consultation_id)
         assert status == "in_call"
 
@@ -80,3 +90,4 @@ async def test_participant_of_a_killed_process_reconnects_to_the_other_and_the_c
             assert (await patient.expect("ended"))["by"] == "doctor"
     assert await pool.fetchval("SELECT status FROM consultations WHERE id = $1", consultation_id) == "completed"
     assert await pool.fetchval("SELECT count(*) FROM rtc_presence WHERE consultation_id = $1", consultation_id) == 0
+    print(f"\nthe doctor was told the patient's process had died {noticed_s:.1f} s after its socket dropped")

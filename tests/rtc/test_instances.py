@@ -10,7 +10,9 @@ import asyncpg
 import pytest
 
 from api.settings import Settings
+from rtc import db as rtc_db
 from rtc.bus import INLINE_LIMIT_BYTES
+from rtc.hub import INSTANCE_STALE_S
 from tests.consultations.factories import make_consultation
 from tests.rtc.conftest import Server, doctor_token, join_token, participant, patient_token, serve_here
 
@@ -93,3 +95,27 @@ async def test_signaling_recovers_when_the_listener_connection_is_killed(
         await doctor.expect("peer-joined")  # crossed the re-established LISTEN
         await doctor.send({"type": "offer", "sdp": "v=0 after reconnect"})
         assert (await patient.expect("offer"))["sdp"] == "v=0 after reconnect"
+
+
+async def test_an_instance_taken_for_dead_while_stalled_takes_its_open_sockets_back(
+        server: Server, pool: asyncpg.Pool, settings: Settings) -> None:
+    consultation_id = await make_consultation(pool)
+    doctor_jt = await join_token(server, await doctor_token(pool, settings), consultation_id)
+    patient_jt = await join_token(server, await patient_token(pool, settings), consultation_id)
+    async with participant(server, consultation_id, doctor_jt) as doctor, \
+            participant(server, consultation_id, patient_jt) as patient:
+        await doctor.expect("peer-joined")
+        # this instance went silent (a stalled event loop) and another one's sweep marked its participants away
+        await pool.execute("UPDATE rtc_instances SET seen_at = now() - interval '1 minute' WHERE instance_id = $1",
+                           server.hub.instance_id)
+        async with pool.acquire() as conn:
+            marked = await rtc_db.mark_orphans_away(conn, INSTANCE_STALE_S)
+        assert {o.role for o in marked if o.consultation_id == consultation_id} == {"doctor", "patient"}
+        # its next round finds both sockets still open: present again, and each side is told
+        assert await doctor.expect("peer-joined", within_s=5) == {"type": "peer-joined", "role": "patient",
+                                                                  "reconnected": True}
+        assert (await patient.expect("peer-joined", within_s=5))["role"] == "doctor"
+        states = await pool.fetch("SELECT state FROM rtc_presence WHERE consultation_id = $1", consultation_id)
+        assert [r["state"] for r in states] == ["connected", "connected"]
+        await patient.send({"type": "offer", "sdp": "v=0"})
+        assert (await doctor.expect("offer"))["sdp"] == "v=0"  # the call goes on
