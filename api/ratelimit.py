@@ -120,19 +120,21 @@ async def limited_on_failure(pool: asyncpg.Pool, settings: Settings, limit: Limi
     learns it at the identity's next failure it serves (a guesser's attempts nearly all fail), refuses that one, and
     from then on refuses every attempt, successful or not, until the window ends.
     """
-    key = _key(settings, limit, identity)
-    until = _EXHAUSTED.get(key)
-    if until is not None:
-        left = until - time.monotonic()
-        if left > 0:
-            raise _refusal(limit, int(left) + 1)
-        del _EXHAUSTED[key]
+    if _EXHAUSTED:  # the HMAC is computed only when some identity is locked out here, not on every success
+        key = _key(settings, limit, identity)
+        until = _EXHAUSTED.get(key)
+        if until is not None:
+            left = until - time.monotonic()
+            if left > 0:
+                raise _refusal(limit, int(left) + 1)
+            del _EXHAUSTED[key]
     try:
         return await attempt()
     except failures:
         async with pool.acquire() as conn, conn.transaction():
             hits, retry_after_s = await count_failure(conn, settings, limit, identity, ctx)
         if hits >= limit.max_failures:
+            key = _key(settings, limit, identity)
             if len(_EXHAUSTED) >= _EXHAUSTED_MAX:
                 _EXHAUSTED.pop(next(iter(_EXHAUSTED)))  # the oldest entry
             _EXHAUSTED[key] = time.monotonic() + retry_after_s

@@ -16,7 +16,6 @@ state (P5); only the IPN and querydr do, under the payment's row lock, so duplic
 
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -25,9 +24,9 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-import segno
 
 from api import audit
+from api import qr as qr_code
 from api.audit import AuditContext
 from api.auth.principal import Principal
 from api.db import Conn
@@ -89,11 +88,7 @@ def new_txn_ref() -> str:
 
 def view(p: Payment, *, with_qr: bool = False) -> PaymentView:
     payable = p.status == "pending" and p.expires_at > _now()
-    qr = None
-    if payable and with_qr:  # standalone SVG: usable inline in HTML and as an <img> data URL alike
-        out = io.BytesIO()
-        segno.make(p.pay_url, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True, nl=False)
-        qr = out.getvalue().decode()
+    qr = qr_code.svg(p.pay_url) if payable and with_qr else None
     return PaymentView(id=p.id, purpose=p.purpose, amount_vnd=p.amount_vnd, status=p.status,
                        pay_url=p.pay_url if payable else None, qr_svg=qr, expires_at=p.expires_at.astimezone(VIETNAM),
                        paid_at=p.paid_at.astimezone(VIETNAM) if p.paid_at else None, refunded_vnd=p.refunded_vnd,

@@ -183,11 +183,7 @@ async def retire_instance(conn: Conn, instance_id: str) -> None:
     await conn.execute("DELETE FROM rtc_instances WHERE instance_id = $1", instance_id)
 
 
-class Orphan(msgspec.Struct, frozen=True):
-    consultation_id: UUID
-    patient_id: UUID
-    role: CallRole
-    account_id: UUID
+class Orphan(Absent, frozen=True):
     session_id: str
     instance_id: str
 

@@ -591,7 +591,6 @@ class Hub:
     async def _sweep_orphans(self) -> None:
         """A killed instance closes no socket, so nobody marks its participants away: the other side would see them
         present until they rejoin. Any live instance does it once the dead one has been silent INSTANCE_STALE_S."""
-        ctx = AuditContext(None, "system", None, "lienthong rtc", None)
         live = [conn.session_id for room in self._rooms.values() for conn in room.values() if not conn.settled]
         async with self.pool.acquire() as db_conn, db_conn.transaction():
             await db.announce_instance(db_conn, self.instance_id)
@@ -599,11 +598,8 @@ class Hub:
             reclaimed = await db.reclaim_live(db_conn, self.instance_id, live) if live else []
             orphans = await db.mark_orphans_away(db_conn, INSTANCE_STALE_S)
             for orphan in orphans:
-                details = {"role": orphan.role, "session_id": orphan.session_id, "instance_lost": orphan.instance_id}
-                await record_event(db_conn, orphan.consultation_id, "call.disconnected", orphan.account_id, details)
-                await audit.record(db_conn, ctx, "rtc.call.disconnected", target_type="consultation",
-                                   target_id=orphan.consultation_id, subject_patient_id=orphan.patient_id,
-                                   details=details)
+                await _record_departure(db_conn, orphan, "disconnected", {
+                    "role": orphan.role, "session_id": orphan.session_id, "instance_lost": orphan.instance_id})
         for orphan in orphans:
             await self._route(orphan.consultation_id, role=other_role(orphan.role), peer_present=False,
                               frame=_encoder.encode(PeerLeft(role=orphan.role, reason="disconnected")))
@@ -612,18 +608,23 @@ class Hub:
                               frame=_encoder.encode(PeerJoined(role=role, reconnected=True)))
 
     async def _time_out_absent(self) -> None:
-        ctx = AuditContext(None, "system", None, "lienthong rtc", None)
         async with self.pool.acquire() as db_conn, db_conn.transaction():
             gone = await db.expire_away(db_conn, self.grace_s)
             for absent in gone:
-                details = {"role": absent.role, "grace_s": self.grace_s}
-                await record_event(db_conn, absent.consultation_id, "call.timed_out", absent.account_id, details)
-                await audit.record(db_conn, ctx, "rtc.call.timed_out", target_type="consultation",
-                                   target_id=absent.consultation_id, subject_patient_id=absent.patient_id,
-                                   details=details)
+                await _record_departure(db_conn, absent, "timed_out", {"role": absent.role, "grace_s": self.grace_s})
         for absent in gone:
             await self._route(absent.consultation_id, role=other_role(absent.role), peer_present=False,
                               frame=_encoder.encode(PeerLeft(role=absent.role, reason="timeout")))
+
+
+_HOUSEKEEPING = AuditContext(None, "system", None, "lienthong rtc", None)
+
+
+async def _record_departure(db_conn: api_db.Conn, absent: db.Absent, what: str, details: dict[str, Any]) -> None:
+    """A participant's departure noticed by housekeeping, not by their own socket: the call's event and audit row."""
+    await record_event(db_conn, absent.consultation_id, f"call.{what}", absent.account_id, details)
+    await audit.record(db_conn, _HOUSEKEEPING, f"rtc.call.{what}", target_type="consultation",
+                       target_id=absent.consultation_id, subject_patient_id=absent.patient_id, details=details)
 
 
 def signaling_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

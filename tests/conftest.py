@@ -197,12 +197,18 @@ def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s:
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
+def live_server_env() -> dict[str, str]:
+    """Environment the live server gets on top of this test's settings; a module overrides it to change one."""
+    return {}
+
+
+@pytest.fixture
+def live_server(settings: Settings, live_server_env: dict[str, str]) -> Iterator[str]:
     """The app served by uvicorn in its own process on 127.0.0.1, against this test's database."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], env=server_env(settings))
+         "--port", str(port), "--log-level", "warning"], env=server_env(settings, **live_server_env))
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base_url, process)

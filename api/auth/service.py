@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api import audit
+from api import audit, qr
 from api.audit import AuditContext
 from api.auth import db, otp, totp
 from api.auth.errors import (
@@ -211,7 +211,7 @@ async def start_totp_enrolment(pool: asyncpg.Pool, settings: Settings, principal
         await audit.record(conn, ctx, "auth.totp.enrolment_started", target_type="account",
                            target_id=principal.account_id)
     uri = totp.provisioning_uri(secret, username)
-    return TotpEnrolment(provisioning_uri=uri, qr_svg=totp.qr_svg(uri))
+    return TotpEnrolment(provisioning_uri=uri, qr_svg=qr.svg(uri))
 
 
 async def confirm_totp_enrolment(pool: asyncpg.Pool, settings: Settings, principal: Principal, code: str,

@@ -1,13 +1,11 @@
-"""TOTP second factor (RFC 6238 via pyotp): enrolment URI and QR, verification with ±1 step and no replay."""
+"""TOTP second factor (RFC 6238 via pyotp): enrolment URI, verification with ±1 step and no replay."""
 
 from __future__ import annotations
 
 import hmac
-import io
 import time
 
 import pyotp
-import segno
 
 STEP_S = 30
 ISSUER = "Lienthong"
@@ -19,14 +17,6 @@ def new_secret() -> str:
 
 def provisioning_uri(secret: str, account_name: str) -> str:
     return pyotp.TOTP(secret, interval=STEP_S).provisioning_uri(name=account_name, issuer_name=ISSUER)
-
-
-def qr_svg(uri: str) -> str:
-    """A standalone SVG (with its namespace, so it also works as an <img> data URL), no XML declaration (so it can be
-    inlined in HTML too)."""
-    out = io.BytesIO()
-    segno.make(uri, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True, nl=False)
-    return out.getvalue().decode()
 
 
 def matching_step(secret: str, code: str, last_used_step: int, now: float | None = None) -> int | None:

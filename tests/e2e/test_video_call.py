@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +20,7 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from api.settings import Settings
 from notifications.sms_sandbox import SmsSandbox
-from tests.conftest import free_port, server_env, wait_until_ready
 from tests.e2e.conftest import new_page, screenshot
 from tests.e2e.patient_app import REMOTE_VIDEO, PatientApp, remote_video_plays, sign_in_patient
 from tests.helpers import demo_password, demo_totp_secret
@@ -48,20 +44,9 @@ TRACK_CONNECTIONS = """
   };
 """
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
-    """The platform as in tests/conftest.py, with the call's join window opened early (see above)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=server_env(settings, LIENTHONG_JOIN_OPEN_BEFORE_MIN=JOIN_OPENS_BEFORE_MIN))
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base_url, process)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(10)
+def live_server_env() -> dict[str, str]:
+    """The call's join window opened early (see above)."""
+    return {"LIENTHONG_JOIN_OPEN_BEFORE_MIN": JOIN_OPENS_BEFORE_MIN}
 
 
 async def _book_checked_in(http: httpx.AsyncClient, patient_token: str) -> str:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from api.settings import Settings, with_overrides
 from tests.conftest import free_port, server_env, test_settings, wait_until_ready
 
 LONG = os.environ.get("LIENTHONG_LONG_TESTS") == "1"
+STALL_S = 4.0  # how long a stalled provider answer takes: a process is killed well within it
 
 
 @dataclass
@@ -136,3 +138,29 @@ async def app_pool(target: db.DatabaseTarget, settings: Settings) -> AsyncIterat
         yield pool
     finally:
         await pool.close()
+
+
+# ---- worker and dispatcher processes (lienthong CLI) killed and restarted
+
+async def spawn_cli(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "api.cli", command, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def sigkill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        os.kill(process.pid, signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), 10)
+
+
+async def outbox_statuses(pool: asyncpg.Pool, table: str) -> Counter[str]:
+    return Counter(dict(await pool.fetch(f"SELECT status, count(*) FROM {table} GROUP BY status")))  # noqa: S608
+
+
+async def all_sent(pool: asyncpg.Pool, table: str, rows: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (await outbox_statuses(pool, table))["sent"] >= rows:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{table}: not every row was sent within {timeout_s} s: {await outbox_statuses(pool, table)}")

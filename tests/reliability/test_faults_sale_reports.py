@@ -27,8 +27,7 @@ from tests.consultations.factories import make_consultation
 from tests.eprescription import conftest as eprescription
 from tests.eprescription.factories import RxLine, drug_id, insert_issued_prescription
 from tests.pharmacy_link.test_national_report import dispense
-from tests.reliability.fault_support import LONG, wait_for
-from tests.reliability.test_faults_worker import STALL_S, _all_sent, _kill, _spawn, _statuses
+from tests.reliability.fault_support import LONG, STALL_S, all_sent, outbox_statuses, sigkill, spawn_cli, wait_for
 
 pytestmark = pytest.mark.usefixtures("demo")
 national_sandbox = eprescription.national_sandbox
@@ -62,25 +61,25 @@ async def test_worker_killed_while_reporting_sales_loses_none_and_repeats_only_t
 
     # the first report is accepted, but its answer comes too late; the worker dies while waiting for it
     national_sandbox.fail_next(1, "timeout", api="API-7", delay_s=STALL_S)
-    first = await _spawn("worker", env)
+    first = await spawn_cli("worker", env)
     try:
         await wait_for(lambda: len(national_sandbox.sold_reports()) >= SALES // 3, 60, "a third of the reports")
-        await _kill(first)
+        await sigkill(first)
     finally:
         if first.returncode is None:
             first.kill()
             await first.wait()
     in_flight = await pool.fetchval("SELECT count(*) FROM national_sale_outbox "
                                     "WHERE status = 'pending' AND leased_until > now()")
-    assert (await _statuses(pool, "national_sale_outbox"))["sent"] < SALES
+    assert (await outbox_statuses(pool, "national_sale_outbox"))["sent"] < SALES
     await asyncio.sleep(STALL_S)  # the stalled report completes on the national side
 
     # the killed worker's leases would end by themselves; move time on for them instead of waiting
     await pool.execute("UPDATE national_sale_outbox SET leased_until = NULL, next_attempt_at = now() "
                        "WHERE status = 'pending'")
-    second = await _spawn("worker", env)
+    second = await spawn_cli("worker", env)
     try:
-        await _all_sent(pool, "national_sale_outbox", SALES)
+        await all_sent(pool, "national_sale_outbox", SALES)
     finally:
         second.terminate()
         await asyncio.wait_for(second.wait(), 15)

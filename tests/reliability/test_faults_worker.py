@@ -14,10 +14,6 @@ What "exactly once" means per channel, and what these tests hold us to:
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -37,10 +33,9 @@ from tests.consultations.factories import make_consultation
 from tests.eprescription.conftest import NATIONAL_DEFAULTS, _national_content_from_db
 from tests.eprescription.factories import RxLine, drug_id, insert_issued_prescription
 from tests.notifications.delivery import DAYTIME, add_device, queue, vaccination_notice
-from tests.reliability.fault_support import LONG, wait_for
+from tests.reliability.fault_support import LONG, STALL_S, all_sent, outbox_statuses, sigkill, spawn_cli, wait_for
 
 LEASE_S = 2
-STALL_S = 4.0  # the process is killed well within it
 NOTICES = 600 if LONG else 150  # accounts; each gets a push and an SMS
 BATCH = 40
 PRESCRIPTIONS = 60 if LONG else 24
@@ -50,30 +45,6 @@ PRESCRIPTIONS = 60 if LONG else 24
 def fcm(settings: Settings) -> Iterator[FcmSandbox]:
     with FcmSandbox(project_id=settings.fcm_project_id) as sandbox:
         yield sandbox
-
-
-async def _spawn(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "api.cli", command, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        os.kill(process.pid, signal.SIGKILL)
-        await asyncio.wait_for(process.wait(), 10)
-
-
-async def _statuses(pool: asyncpg.Pool, table: str) -> Counter[str]:
-    return Counter(dict(await pool.fetch(f"SELECT status, count(*) FROM {table} GROUP BY status")))  # noqa: S608
-
-
-async def _all_sent(pool: asyncpg.Pool, table: str, rows: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if (await _statuses(pool, table))["sent"] >= rows:
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{table}: not every row was sent within {timeout_s} s: {await _statuses(pool, table)}")
 
 
 async def test_dispatcher_killed_mid_batch_delivers_every_sms_once_and_shows_every_push_once(
@@ -98,18 +69,18 @@ async def test_dispatcher_killed_mid_batch_delivers_every_sms_once_and_shows_eve
     # A batch goes out pushes first, then SMS. The first SMS is accepted by the gateway but its answer comes too late:
     # the batch cannot finish, and the dispatcher is killed once the rest of it has gone out.
     sms.fail_next(1, "timeout", delay_s=STALL_S)
-    first = await _spawn("dispatcher", env)
+    first = await spawn_cli("dispatcher", env)
     try:
         await wait_for(lambda: sms.received >= 5, 60, "the first batch to go out")
         await asyncio.sleep(0.3)
-        await _kill(first)
+        await sigkill(first)
     finally:
         if first.returncode is None:
             first.kill()
             await first.wait()
     # the stalled SMS is still being handled by the gateway: the scenario happened as intended
     assert sms.received - len(sms.messages()) == 1
-    at_kill = await _statuses(pool, "notification_outbox")
+    at_kill = await outbox_statuses(pool, "notification_outbox")
     in_flight = {str(r["id"]) for r in await pool.fetch(
         "SELECT id FROM notification_outbox WHERE status = 'sending'")}
     # killed in the middle of a batch: rows claimed and partly delivered, nothing recorded
@@ -118,9 +89,9 @@ async def test_dispatcher_killed_mid_batch_delivers_every_sms_once_and_shows_eve
     assert {m.data["notification_id"] for m in fcm.messages()} <= in_flight and fcm.messages()
     await asyncio.sleep(STALL_S)  # the stalled send completes on the gateway's side
 
-    second = await _spawn("dispatcher", env)
+    second = await spawn_cli("dispatcher", env)
     try:
-        await _all_sent(pool, "notification_outbox", 2 * NOTICES)
+        await all_sent(pool, "notification_outbox", 2 * NOTICES)
     finally:
         second.terminate()
         await asyncio.wait_for(second.wait(), 15)
@@ -177,15 +148,15 @@ async def test_worker_killed_mid_batch_sends_every_prescription_to_the_national_
 
     # the first API-5 call is accepted, but its answer comes too late; the worker dies while waiting for it
     national.fail_next(1, "timeout", api="API-5", delay_s=STALL_S)
-    first = await _spawn("worker", env)
+    first = await spawn_cli("worker", env)
     try:
         await wait_for(lambda: len(national.prescriptions()) >= PRESCRIPTIONS // 3, 60, "a third to go out")
-        await _kill(first)
+        await sigkill(first)
     finally:
         if first.returncode is None:
             first.kill()
             await first.wait()
-    at_kill = await _statuses(pool, "national_rx_outbox")
+    at_kill = await outbox_statuses(pool, "national_rx_outbox")
     assert at_kill["pending"] > 0 and at_kill["sent"] > 0, at_kill
     # the stalled call (and maybe others the kill cut short) reached the system but is not held yet
     assert national.calls("API-5") - len(national.prescriptions()) >= 1
@@ -194,9 +165,9 @@ async def test_worker_killed_mid_batch_sends_every_prescription_to_the_national_
     # The killed worker's rows stay leased for national_sync.LEASE_S (5 min); instead of waiting, move time on
     # for them: exactly what the lease's expiry would do.
     await pool.execute("UPDATE national_rx_outbox SET next_attempt_at = now() WHERE status = 'pending'")
-    second = await _spawn("worker", env)
+    second = await spawn_cli("worker", env)
     try:
-        await _all_sent(pool, "national_rx_outbox", PRESCRIPTIONS)
+        await all_sent(pool, "national_rx_outbox", PRESCRIPTIONS)
     finally:
         second.terminate()
         await asyncio.wait_for(second.wait(), 15)
