@@ -105,24 +105,21 @@ class DiagnosisRow(msgspec.Struct):
     telemedicine_tt30: bool
 
 
+class _CatalogueFacts(msgspec.Struct):
+    drugs: list[DrugFacts]
+    diagnoses: list[DiagnosisRow]
+
+
+_decode_catalogue_facts = msgspec.json.Decoder(_CatalogueFacts).decode
+
+
 async def catalogue_facts(conn: Conn, drug_ids: Sequence[UUID], codes: Sequence[str]
                           ) -> tuple[dict[UUID, DrugFacts], dict[str, DiagnosisRow]]:
-    """The drugs of the lines and the ICD-10 codes of the diagnoses, in one round trip. TM-5: a code is on the
-    TT 30/2023 list when it or a parent code is (prefix match)."""
-    row = await conn.fetchrow(
-        """SELECT (SELECT coalesce(json_agg(d), '[]') FROM (
-                     SELECT id, inn, trade_names, strength, dosage_form, route, atc_code, registration_number,
-                            control_class, is_medicine, active FROM drugs WHERE id = ANY($1::uuid[])) d) AS drugs,
-                  (SELECT coalesce(json_agg(i), '[]') FROM (
-                     SELECT i.code, i.title_vi AS name,
-                            EXISTS (SELECT FROM icd10_codes t WHERE t.telemedicine_tt30 AND starts_with(i.code, t.code))
-                              AS telemedicine_tt30
-                     FROM icd10_codes i WHERE i.code = ANY($2::text[])) i) AS diagnoses""",
-        list(set(drug_ids)), list(codes))
-    assert row is not None
-    drugs = msgspec.json.decode(row["drugs"], type=list[DrugFacts])
-    diagnoses = msgspec.json.decode(row["diagnoses"], type=list[DiagnosisRow])
-    return {d.id: d for d in drugs}, {d.code: d for d in diagnoses}
+    """The drugs of the lines and the ICD-10 codes of the diagnoses, in one round trip (SQL function
+    catalogue_facts, migration 0017, which also says whether each code is on the TT 30/2023 list, TM-5)."""
+    text: str = await conn.fetchval("SELECT catalogue_facts($1, $2)", list(set(drug_ids)), list(codes))
+    facts = _decode_catalogue_facts(text)
+    return {d.id: d for d in facts.drugs}, {d.code: d for d in facts.diagnoses}
 
 
 async def record_diagnoses(conn: Conn, consultation_id: UUID) -> list[SignedDiagnosis]:
@@ -180,6 +177,10 @@ _DRAFT_COLUMNS = """id, consultation_id, patient_id, doctor_id, facility_id, sta
     signing_key_id, signed_content, signature, holder_pharmacy_id, hold_expires_at"""
 
 
+_LINE_COLUMNS = """position, drug_id, drug_name, strength, dosage_form, route, dose_per_time::float8 AS dose_per_time,
+    dose_unit, times_per_day, days, quantity, quantity_unit, usage, dispensed_quantity"""
+
+
 def _draft(row: Any) -> DraftRow:
     return msgspec.convert(dict(row), DraftRow)
 
@@ -192,22 +193,21 @@ async def prescription(conn: Conn, rx_id: UUID, *, for_update: bool = False) -> 
 
 async def lines(conn: Conn, rx_id: UUID) -> list[LineRow]:
     rows = await conn.fetch(
-        """SELECT position, drug_id, drug_name, strength, dosage_form, route, dose_per_time::float8 AS dose_per_time,
-                  dose_unit, times_per_day, days, quantity, quantity_unit, usage, dispensed_quantity
-           FROM prescription_lines WHERE prescription_id = $1 ORDER BY position""", rx_id)
+        f"SELECT {_LINE_COLUMNS} FROM prescription_lines WHERE prescription_id = $1 ORDER BY position",  # noqa: S608
+        rx_id)
     return [msgspec.convert(dict(r), LineRow) for r in rows]
 
 
 async def insert_draft(conn: Conn, c: ConsultationFacts, *, diagnoses: Sequence[SignedDiagnosis], advice: str,
                        note: str, follow_up_days: int | None, weight_kg: float | None, pregnancy_status: str,
-                       long_term: bool, replaces_id: UUID | None = None) -> UUID:
-    rx_id: UUID = await conn.fetchval(
-        """INSERT INTO prescriptions (consultation_id, patient_id, doctor_id, facility_id, diagnoses, advice, note,
-                                      follow_up_days, weight_kg, pregnancy_status, long_term, replaces_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id""",
+                       long_term: bool, replaces_id: UUID | None = None) -> DraftRow:
+    row = await conn.fetchrow(
+        f"""INSERT INTO prescriptions (consultation_id, patient_id, doctor_id, facility_id, diagnoses, advice, note,
+                                       follow_up_days, weight_kg, pregnancy_status, long_term, replaces_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_DRAFT_COLUMNS}""",  # noqa: S608
         c.id, c.patient_id, c.doctor_id, c.facility_id, list(diagnoses), advice, note,
         follow_up_days, weight_kg, pregnancy_status, long_term, replaces_id)
-    return rx_id
+    return _draft(row)
 
 
 async def update_draft(conn: Conn, rx_id: UUID, changes: dict[str, Any]) -> None:
@@ -221,18 +221,32 @@ async def update_draft(conn: Conn, rx_id: UUID, changes: dict[str, Any]) -> None
                        rx_id, *values)
 
 
-async def replace_lines(conn: Conn, rx_id: UUID, new_lines: Sequence[LineIn], found: dict[UUID, DrugFacts]) -> None:
-    """The draft's lines become ``new_lines``; names are copied from the catalogue (VN-1.7: INN, or INN (trade))."""
+async def insert_lines(conn: Conn, rx_id: UUID, new_lines: Sequence[LineIn]) -> list[LineRow]:
+    """The draft's lines, numbered from 1, in one statement. Name, strength, form and route are copied from the
+    catalogue so the prescription reads the same if the catalogue row is later edited; callers have checked that
+    every drug exists."""
+    rows = await conn.fetch(
+        f"""INSERT INTO prescription_lines (prescription_id, position, drug_id, drug_name, strength, dosage_form,
+                                            dose_per_time, dose_unit, times_per_day, days, quantity, quantity_unit,
+                                            route, usage)
+            SELECT $1, l.position, l.drug_id, d.inn, d.strength, d.dosage_form, l.dose_per_time, l.dose_unit,
+                   l.times_per_day, l.days, l.quantity, l.quantity_unit, d.route, l.usage
+            FROM unnest($2::uuid[], $3::float8[], $4::text[], $5::int[], $6::int[], $7::int[], $8::text[], $9::text[])
+                 WITH ORDINALITY AS l (drug_id, dose_per_time, dose_unit, times_per_day, days, quantity,
+                                       quantity_unit, usage, position)
+            JOIN drugs d ON d.id = l.drug_id
+            RETURNING {_LINE_COLUMNS}""",  # noqa: S608 - constant column list
+        rx_id, [li.drug_id for li in new_lines], [li.dose_per_time for li in new_lines],
+        [li.dose_unit for li in new_lines], [li.times_per_day for li in new_lines], [li.days for li in new_lines],
+        [li.quantity for li in new_lines], [li.quantity_unit for li in new_lines], [li.usage for li in new_lines])
+    assert len(rows) == len(new_lines), "every drug of the lines is in the catalogue"
+    return sorted((msgspec.convert(dict(r), LineRow) for r in rows), key=lambda r: r.position)
+
+
+async def replace_lines(conn: Conn, rx_id: UUID, new_lines: Sequence[LineIn]) -> None:
+    """The draft's lines become ``new_lines``."""
     await conn.execute("DELETE FROM prescription_lines WHERE prescription_id = $1", rx_id)
-    await conn.executemany(
-        """INSERT INTO prescription_lines (prescription_id, position, drug_id, drug_name, strength, dosage_form,
-                                           dose_per_time, dose_unit, times_per_day, days, quantity, quantity_unit,
-                                           route, usage)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-        [(rx_id, position, line.drug_id, found[line.drug_id].inn, found[line.drug_id].strength,
-          found[line.drug_id].dosage_form, line.dose_per_time, line.dose_unit, line.times_per_day, line.days,
-          line.quantity, line.quantity_unit, found[line.drug_id].route, line.usage)
-         for position, line in enumerate(new_lines, start=1)])
+    await insert_lines(conn, rx_id, new_lines)
 
 
 async def delete_draft(conn: Conn, rx_id: UUID) -> None:
@@ -264,18 +278,26 @@ async def public_key(conn: Conn, key_id: UUID) -> bytes | None:
     return key
 
 
-class TotpRow(msgspec.Struct):
+class SignerRow(msgspec.Struct):
+    """The signing doctor's account, locked for the ceremony, and their current signing key if they have one."""
+
     totp_secret_enc: bytes | None
     totp_last_step: int
     locked: bool
+    key: KeyRow | None
 
 
-async def totp_for_update(conn: Conn, account_id: UUID) -> TotpRow:
+async def signer_for_update(conn: Conn, account_id: UUID) -> SignerRow:
+    """One round trip; the account row lock serialises the doctor's signatures (each TOTP step is accepted once)."""
     row = await conn.fetchrow(
-        """SELECT totp_secret_enc, totp_last_step, coalesce(locked_until > now(), false) AS locked
-           FROM accounts WHERE id = $1 FOR UPDATE""", account_id)
+        """SELECT a.totp_secret_enc, a.totp_last_step, coalesce(a.locked_until > now(), false) AS locked,
+                  k.id AS key_id, k.private_key_enc
+           FROM accounts a LEFT JOIN doctor_signing_keys k ON k.doctor_id = a.id AND k.retired_at IS NULL
+           WHERE a.id = $1 FOR UPDATE OF a""", account_id)
     assert row is not None, "the caller's own account exists"
-    return msgspec.convert(dict(row), TotpRow)
+    key = None if row["key_id"] is None else KeyRow(id=row["key_id"], private_key_enc=row["private_key_enc"])
+    return SignerRow(totp_secret_enc=row["totp_secret_enc"], totp_last_step=row["totp_last_step"],
+                     locked=row["locked"], key=key)
 
 
 async def issue(conn: Conn, rx_id: UUID, *, code: str, rx_type: str, findings: Sequence[Finding],

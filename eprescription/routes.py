@@ -18,6 +18,7 @@ from eprescription.schemas import (
     DraftIn,
     DraftPatch,
     FindingsReport,
+    IssueIn,
     Prescription,
     PrescriptionSummary,
     QrCheck,
@@ -47,6 +48,13 @@ class PrescriptionController(Controller):
     async def dry_run(self, request: Req, data: JSONBody[DraftIn], pool: Pool,
                       settings: AppSettings) -> FindingsReport:
         return await service.dry_run(pool, settings, request.user, data)
+
+    @post("/signed", guards=[DOCTOR], status_code=HTTP_201_CREATED,
+          summary="Write and sign in one step: a draft's content plus the signing ceremony; nothing is stored "
+                  "unless it is signed (treating doctor, in call or within the window)")
+    async def write_and_sign(self, request: Req, data: JSONBody[IssueIn], pool: Pool,
+                             settings: AppSettings) -> Prescription:
+        return await service.write_and_sign(pool, settings, request.user, data, audit_context(request))
 
     @get("/", guards=[READERS],
          summary="Patients: own and own children's prescriptions; doctors: the ones they wrote (audited)")

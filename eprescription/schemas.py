@@ -111,6 +111,14 @@ class SignIn(Strict):
     overrides: Annotated[list[Override], msgspec.Meta(max_length=50)] = []
 
 
+class IssueIn(DraftIn, kw_only=True):
+    """A prescription written and signed in one step: a draft's content plus the signing ceremony. Nothing is stored
+    unless the signature is made."""
+
+    totp_code: TotpCode
+    overrides: Annotated[list[Override], msgspec.Meta(max_length=50)] = []
+
+
 class CancelIn(Strict):
     reason: CancelReason
     note: Annotated[str, msgspec.Meta(max_length=1000)] = ""

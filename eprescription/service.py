@@ -46,9 +46,11 @@ from eprescription.schemas import (
     Finding,
     FindingsReport,
     Guardian,
+    IssueIn,
     Line,
     LineIn,
     NationalSync,
+    Override,
     Prescription,
     PrescriptionSummary,
     QrCheck,
@@ -237,19 +239,18 @@ async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
         found, icd = await db.catalogue_facts(conn, [line.drug_id for line in data.lines], [d.code for d in given])
         _require_known(data.lines, found)
         diagnoses = _with_names(given, icd)
-        rx_id = await db.insert_draft(conn, c, diagnoses=diagnoses, advice=data.advice, note=data.note,
-                                      follow_up_days=data.follow_up_days, weight_kg=data.weight_kg,
-                                      pregnancy_status=data.pregnancy_status, long_term=data.long_term)
-        await db.replace_lines(conn, rx_id, data.lines, found)
+        rx_id = (await db.insert_draft(conn, c, diagnoses=diagnoses, advice=data.advice, note=data.note,
+                                       follow_up_days=data.follow_up_days, weight_kg=data.weight_kg,
+                                       pregnancy_status=data.pregnancy_status, long_term=data.long_term)).id
+        await db.insert_lines(conn, rx_id, data.lines)
         await audit.record(conn, ctx, "prescription.draft_created", target_type="prescription", target_id=rx_id,
                            subject_patient_id=c.patient_id)
         return await _present(conn, rx_id)
 
 
-async def _known_drugs(conn: Conn, lines: Sequence[LineIn]) -> dict[UUID, db.DrugFacts]:
+async def _require_known_drugs(conn: Conn, lines: Sequence[LineIn]) -> None:
     found, _ = await db.catalogue_facts(conn, [line.drug_id for line in lines], [])
     _require_known(lines, found)
-    return found
 
 
 def _require_known(lines: Sequence[LineIn], found: dict[UUID, db.DrugFacts]) -> None:
@@ -277,7 +278,8 @@ async def update_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
                 conn, rx.consultation_id, patch.diagnoses))  # type: ignore[arg-type]
         await db.update_draft(conn, rx_id, changes)
         if not isinstance(patch.lines, msgspec.UnsetType):
-            await db.replace_lines(conn, rx_id, patch.lines, await _known_drugs(conn, patch.lines))
+            await _require_known_drugs(conn, patch.lines)
+            await db.replace_lines(conn, rx_id, patch.lines)
         await audit.record(conn, ctx, "prescription.draft_updated", target_type="prescription", target_id=rx_id,
                            subject_patient_id=rx.patient_id, details={"fields": sorted(changes) + (
                                [] if isinstance(patch.lines, msgspec.UnsetType) else ["lines"])})
@@ -311,28 +313,66 @@ async def sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_
             evaluation = await _evaluate(conn, settings, found, [_line_in(r) for r in line_rows], rx.diagnoses,
                                          weight_kg=rx.weight_kg, pregnancy_status=rx.pregnancy_status,
                                          long_term=rx.long_term, replaces_id=rx.replaces_id)
-            if evaluation.problems:
-                raise PrescriptionRuleViolated(evaluation.problems)
-            findings = _apply_overrides(evaluation.findings, data)
-            step = await _verify_signing_code(conn, settings, principal, data.totp_code)
+            findings, signer, step = await _ceremony(conn, settings, principal, evaluation, data)
             if step is not None:
-                content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings)
-                await auth_db.record_successful_login(conn, principal.account_id, step)
-                await audit.record(conn, ctx, "prescription.signed", target_type="prescription", target_id=rx_id,
-                                   subject_patient_id=rx.patient_id, details={
-                                       "code": content.code, "findings": len(findings),
-                                       "overridden": [f.key for f in findings if f.override_reason]})
+                content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings, signer.key)
+                await _record_signature(conn, ctx, principal, step, content, findings, drafted=True)
             else:
                 await audit.record(conn, ctx, "prescription.sign_code_rejected", target_type="prescription",
                                    target_id=rx_id, subject_patient_id=rx.patient_id)
         if step is None:  # raised after commit so the failed attempt (and a lockout) is kept
-            raise SigningCodeRejected("The authenticator code is wrong or was already used; nothing was signed. "
-                                      "Wait for the next code and try again.")
+            raise _code_rejected()
         return await _present(conn, rx_id)
 
 
-def _apply_overrides(findings: Sequence[Finding], data: SignIn) -> list[Finding]:
-    reasons = {o.key: o.reason for o in data.overrides}
+async def write_and_sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: IssueIn,
+                         ctx: AuditContext) -> Prescription:
+    """Write and sign in one step, for content the doctor has just checked (the console's dry-run) and never saved:
+    the same rules, checks and ceremony as signing a draft, in one transaction, and nothing is stored unless the
+    signature is made. A wrong authenticator code leaves no draft behind; the failed attempt still counts towards
+    the lockout and is audited."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            found = await _prescribable(conn, settings, principal, data.consultation_id)
+            c = found.consultation
+            evaluation = await _evaluate(conn, settings, found, data.lines,
+                                         await _diagnoses_in(conn, c.id, data.diagnoses), weight_kg=data.weight_kg,
+                                         pregnancy_status=data.pregnancy_status, long_term=data.long_term,
+                                         replaces_id=None)
+            findings, signer, step = await _ceremony(conn, settings, principal, evaluation, data)
+            if step is not None:
+                rx = await db.insert_draft(conn, c, diagnoses=evaluation.diagnoses, advice=data.advice,
+                                           note=data.note, follow_up_days=data.follow_up_days,
+                                           weight_kg=data.weight_kg, pregnancy_status=data.pregnancy_status,
+                                           long_term=data.long_term)
+                line_rows = await db.insert_lines(conn, rx.id, data.lines)
+                content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings, signer.key)
+                await _record_signature(conn, ctx, principal, step, content, findings, drafted=False)
+            else:
+                await audit.record(conn, ctx, "prescription.sign_code_rejected", target_type="consultation",
+                                   target_id=c.id, subject_patient_id=c.patient_id)
+        if step is None:
+            raise _code_rejected()
+        return await _present(conn, content.prescription_id)
+
+
+async def _record_signature(conn: Conn, ctx: AuditContext, principal: Principal, step: int, content: SignedContent,
+                            findings: Sequence[Finding], *, drafted: bool) -> None:
+    """The TOTP step is spent and the signature audited, in the signing transaction."""
+    await auth_db.record_successful_login(conn, principal.account_id, step)
+    await audit.record(conn, ctx, "prescription.signed", target_type="prescription",
+                       target_id=content.prescription_id, subject_patient_id=content.patient.id, details={
+                           "code": content.code, "findings": len(findings), "drafted": drafted,
+                           "overridden": [f.key for f in findings if f.override_reason]})
+
+
+def _code_rejected() -> SigningCodeRejected:
+    return SigningCodeRejected("The authenticator code is wrong or was already used; nothing was signed. "
+                               "Wait for the next code and try again.")
+
+
+def _apply_overrides(findings: Sequence[Finding], overrides: Sequence[Override]) -> list[Finding]:
+    reasons = {o.key: o.reason for o in overrides}
     applied = [msgspec.structs.replace(f, override_reason=reasons.get(f.key)) for f in findings]
     missing = [f for f in applied if f.blocks_signing and not f.override_reason]
     if missing:
@@ -340,21 +380,27 @@ def _apply_overrides(findings: Sequence[Finding], data: SignIn) -> list[Finding]
     return applied
 
 
-async def _verify_signing_code(conn: Conn, settings: Settings, principal: Principal, code: str) -> int | None:
-    """The TOTP step of ``code``, or None; failures count towards the account lockout like failed sign-ins."""
-    account = await db.totp_for_update(conn, principal.account_id)
-    if account.locked or account.totp_secret_enc is None:
-        return None
-    secret = unseal(settings.data_key, account.totp_secret_enc, principal.account_id.bytes).decode()
-    step = totp.matching_step(secret, code, account.totp_last_step)
+async def _ceremony(conn: Conn, settings: Settings, principal: Principal, evaluation: _Evaluation,
+                    data: SignIn | IssueIn) -> tuple[list[Finding], db.SignerRow, int | None]:
+    """What signing needs before anything is written: no rule problem, a reason for each blocking finding (both
+    refused before the code is spent), then the TOTP step of the code under the signer's row lock, or None; a
+    refused code counts towards the account lockout like a failed sign-in."""
+    if evaluation.problems:
+        raise PrescriptionRuleViolated(evaluation.problems)
+    findings = _apply_overrides(evaluation.findings, data.overrides)
+    signer = await db.signer_for_update(conn, principal.account_id)
+    if signer.locked or signer.totp_secret_enc is None:
+        return findings, signer, None
+    secret = unseal(settings.data_key, signer.totp_secret_enc, principal.account_id.bytes).decode()
+    step = totp.matching_step(secret, data.totp_code, signer.totp_last_step)
     if step is None:
         await auth_db.record_failed_login(conn, principal.account_id, settings.staff_max_failed_logins,
                                           settings.staff_lockout_s)
-    return step
+    return findings, signer, step
 
 
-async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID) -> db.KeyRow:
-    key = await db.current_key(conn, doctor_id)
+async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID, key: db.KeyRow | None) -> db.KeyRow:
+    """The doctor's current key (read with the locked account), or a new one at their first signature."""
     if key is None:
         key_id = uuid4()
         public, sealed = signing.new_key_pair(settings.data_key, key_id)
@@ -367,8 +413,8 @@ async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID) -> db.Ke
 
 
 async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db.DraftRow,
-                 line_rows: Sequence[db.LineRow], evaluation: _Evaluation, findings: Sequence[Finding]
-                 ) -> SignedContent:
+                 line_rows: Sequence[db.LineRow], evaluation: _Evaluation, findings: Sequence[Finding],
+                 key: db.KeyRow | None) -> SignedContent:
     rx_type = prescription_type(evaluation.drugs[r.drug_id].control_class  # type: ignore[misc]
                                 for r in line_rows)
     replaces_code = None
@@ -381,7 +427,7 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
                 f"The prescription being replaced ({old.code}) is now {old.status}; it can no longer be amended.")
         await db.set_status(conn, old.id, "superseded", ["issued"])
         replaces_code = old.code
-    key = await _signing_key(conn, settings, c.doctor_id)
+    signing_key = await _signing_key(conn, settings, c.doctor_id, key)
     issued_at = _now().replace(microsecond=0)
     patient = evaluation.patient
     guardian = None
@@ -416,12 +462,12 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
                 dose_unit=r.dose_unit, times_per_day=r.times_per_day, days=r.days, quantity=r.quantity,
                 quantity_unit=r.quantity_unit, usage=r.usage) for r in line_rows],
             advice=rx.advice, note=rx.note, follow_up_days=rx.follow_up_days, long_term=rx.long_term,
-            replaces_code=replaces_code, signing_key_id=key.id)
+            replaces_code=replaces_code, signing_key_id=signing_key.id)
         canonical = content.canonical()
-        signature = signing.sign(settings.data_key, key.id, key.private_key_enc, canonical)
+        signature = signing.sign(settings.data_key, signing_key.id, signing_key.private_key_enc, canonical)
         try:
             issued = await db.issue(conn, rx.id, code=code, rx_type=rx_type, findings=findings,
-                                    signed_content=canonical, signature=signature, key_id=key.id,
+                                    signed_content=canonical, signature=signature, key_id=signing_key.id,
                                     issued_at=issued_at, valid_until=content.valid_until)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "prescriptions_one_open_c":
@@ -455,13 +501,11 @@ async def amend(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx
         existing = await conn.fetchval("SELECT id FROM prescriptions WHERE replaces_id = $1", rx_id)
         if existing is not None:
             raise PrescriptionStateConflict(f"An amendment of this prescription already exists: {existing}.")
-        new_id = await db.insert_draft(conn, c, diagnoses=old.diagnoses, advice=old.advice, note=old.note,
-                                       follow_up_days=old.follow_up_days, weight_kg=old.weight_kg,
-                                       pregnancy_status=old.pregnancy_status, long_term=old.long_term,
-                                       replaces_id=rx_id)
-        rows = await db.lines(conn, rx_id)
-        lines = [_line_in(r) for r in rows]
-        await db.replace_lines(conn, new_id, lines, (await db.catalogue_facts(conn, [r.drug_id for r in rows], []))[0])
+        new_id = (await db.insert_draft(conn, c, diagnoses=old.diagnoses, advice=old.advice, note=old.note,
+                                        follow_up_days=old.follow_up_days, weight_kg=old.weight_kg,
+                                        pregnancy_status=old.pregnancy_status, long_term=old.long_term,
+                                        replaces_id=rx_id)).id
+        await db.insert_lines(conn, new_id, [_line_in(r) for r in await db.lines(conn, rx_id)])
         await audit.record(conn, ctx, "prescription.amendment_started", target_type="prescription",
                            target_id=new_id, subject_patient_id=old.patient_id, details={"replaces": old.code})
         return await _present(conn, new_id)

@@ -20,7 +20,7 @@ KEY_ENDPOINTS = {
                      "POST /consultations/{id}/check-in", "GET /doctors/me/queue",
                      "POST /consultations/{id}/join-token", "WS connect+join", "WS offer→answer (relay RTT)",
                      "WS ice-candidate (relay)", "WS ping→pong", "WS end"),
-    "prescription": ("POST /prescriptions/dry-run", "POST /prescriptions/{id}/sign", "POST /dispensing/verify",
+    "prescription": ("POST /prescriptions/dry-run", "POST /prescriptions/signed", "POST /dispensing/verify",
                      "POST /dispensing/prescriptions/{code}/hold", "POST /dispensing/prescriptions/{code}/dispenses",
                      "GET /prescriptions"),
     # a doctor signs at most once per 30 s TOTP step, so signing is not required of the last 15 s run

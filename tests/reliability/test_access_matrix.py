@@ -229,6 +229,7 @@ RULES: dict[tuple[str, str], Rule] = {
         "lat": "10.7546", "lng": "106.6633", "radius_km": "5", "prescription_id": "@rx_id"}),
     ("POST", "/prescriptions/qr-check"): roles(*STAFF, body={}),
     ("POST", "/prescriptions/dry-run"): roles("doctor", body={}),
+    ("POST", "/prescriptions/signed"): roles("doctor", body={}),  # objects: tests/eprescription/test_write_and_sign.py
     ("POST", "/prescriptions"): owner(("doctor",), ("doctor",), denied=(403,), body=lambda w: {
         "consultation_id": w.draft_consultation, "lines": [w.paracetamol_line],
         "diagnoses": [{"code": "J00", "conclusion": "Cảm lạnh"}]}),

@@ -244,12 +244,18 @@ export function renderPrescribing(container, { consultationId, diagnoses, advice
     button.disabled = true;
     button.textContent = t("signing");
     try {
-      await saveDraft();
       const keys = new Set((report?.findings || []).map((f) => f.key));
       const overrides = [...reasons].filter(([key, reason]) => keys.has(key) && reason.length >= MIN_REASON)
         .map(([key, reason]) => ({ key, reason }));
-      const signed = await call("POST", `/prescriptions/${draftId}/sign`, { body: {
-        totp_code: signForm.code.value.trim(), overrides } });
+      const ceremony = { totp_code: signForm.code.value.trim(), overrides };
+      let signed;
+      if (draftId) {  // a saved draft: save what changed since, then sign it
+        await saveDraft();
+        signed = await call("POST", `/prescriptions/${draftId}/sign`, { body: ceremony });
+      } else {  // never saved: written and signed in one request, nothing kept if the code is refused
+        signed = await call("POST", "/prescriptions/signed", {
+          body: { consultation_id: consultationId, ...body(false), ...ceremony } });
+      }
       signForm.code.value = "";
       await showSigned(signed);
       addIssued(signed);
