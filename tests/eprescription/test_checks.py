@@ -76,6 +76,32 @@ async def test_cds1_every_seeded_interaction_is_found_in_both_line_orders(pool: 
         assert len(keys) == 1, "the same pair has the same key whichever line comes first"
 
 
+async def test_cds1_rules_are_looked_up_by_exactly_the_codes_that_name_a_drug(pool: asyncpg.Pool) -> None:
+    """The index lookup (drug_side_keys, migration 0018) is drug_matches_side() turned around: for every catalogue
+    drug and every side code the catalogue uses, plus fragments that must not match (single words, cut words, a word
+    too many, ATC prefixes), both say the same, so no rule is missed or invented by the lookup."""
+    rows = await pool.fetch(
+        """WITH sides AS (
+             SELECT a_kind AS kind, a_code AS code FROM drug_interactions
+             UNION SELECT b_kind, b_code FROM drug_interactions
+             UNION SELECT kind, code FROM allergy_class_members UNION SELECT kind, code FROM pregnancy_risks
+             UNION SELECT 'ingredient', w FROM drugs, unnest(ingredients) i, unnest(string_to_array(i, ' ')) w
+             UNION SELECT 'ingredient', left(i, 4) FROM drugs, unnest(ingredients) i
+             UNION SELECT 'ingredient', i || ' natri' FROM drugs, unnest(ingredients) i
+             UNION SELECT 'atc_class', left(atc_code, n) FROM drugs, generate_series(1, 7) n WHERE atc_code <> ''
+           )
+           SELECT d.inn, s.kind, s.code, drug_matches_side(s.kind, s.code, d.ingredients, d.atc_code) AS matches,
+                  s.kind || ':' || s.code = ANY (drug_side_keys(d.ingredients, d.atc_code)) AS keyed,
+                  s.code = ANY (d.ingredients) AS whole_name
+           FROM drugs d CROSS JOIN sides s""")
+    disagree = [(r["inn"], r["kind"], r["code"], r["matches"]) for r in rows if r["matches"] != r["keyed"]]
+    assert disagree == []
+    matched = sum(r["matches"] for r in rows)
+    assert matched > 500 and len(rows) - matched > 10_000  # both answers are well represented
+    # some codes name an ingredient without its salt word ('diclofenac' names "diclofenac natri")
+    assert any(r["matches"] and r["kind"] == "ingredient" and not r["whole_name"] for r in rows)
+
+
 async def test_cds1_active_medication_interaction_names_the_prescription_it_is_taken_under(
         pool: asyncpg.Pool) -> None:
     simvastatin, clarithromycin = await drug_id(pool, "Simvastatin"), await drug_id(pool, "Clarithromycin")
