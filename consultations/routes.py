@@ -61,7 +61,7 @@ class DoctorController(Controller):
          summary="Free slots, Vietnam time, from a date (default today) for up to 14 days (anyone)")
     async def slots(
         self, doctor_id: FromPath[UUID], pool: Pool, settings: AppSettings,
-        from_date: Annotated[date | None, QueryParameter(query="from")] = None,
+        from_date: Annotated[date | None, QueryParameter(name="from")] = None,
         days: Annotated[int, QueryParameter(ge=1, le=service.MAX_SLOT_DAYS)] = 7,
     ) -> list[Slot]:
         return await service.free_slots(pool, settings, doctor_id, from_date, days)
@@ -92,7 +92,7 @@ class DoctorController(Controller):
     @get("/me/queue", guards=[requires_role("doctor")],
          summary="Doctor: a day's consultations (default today, Vietnam time) with who is waiting since when")
     async def queue(self, request: Req, pool: Pool,
-                    day: Annotated[date | None, QueryParameter(query="date")] = None) -> list[QueueEntry]:
+                    day: Annotated[date | None, QueryParameter(name="date")] = None) -> list[QueueEntry]:
         return await service.doctor_queue(pool, request.user, day)
 
 
@@ -175,7 +175,7 @@ class ConsultationController(Controller):
 async def icd10_search(
     pool: Pool,
     q: Annotated[str, QueryParameter(min_length=1, max_length=100)],
-    telemedicine_only: bool = False,
+    telemedicine_only: Annotated[bool, QueryParameter()] = False,
     limit: Annotated[int, QueryParameter(ge=1, le=50)] = 20,
 ) -> list[Icd10]:
     return await service.search_icd10(pool, q, telemedicine_only, limit)

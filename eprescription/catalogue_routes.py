@@ -9,7 +9,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, QueryParameter, RawBody
 
 from api.audit import audit_context
 from api.auth.principal import Principal, requires_role
@@ -72,7 +72,7 @@ class DrugImportController(Controller):
           description="Columns: see the README, section 'Drug catalogue'. Rejected rows come back as a 422 "
                       "problem whose errors[] name each row (header = row 1) and the reason.")
     async def import_csv(
-        self, body: bytes, request: Request[Principal, Any, Any], pool: Pool,
+        self, body: RawBody, request: Request[Principal, Any, Any], pool: Pool,
         source: Annotated[str, QueryParameter(pattern=SOURCE_CODE.pattern, description="dataset code: dav-2026-01")],
         demo: Annotated[bool, QueryParameter(description="the file is demonstration data")] = False,
     ) -> DrugImportReport:

@@ -9,10 +9,11 @@ be exposed.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from litestar import MediaType, Response, get
+from litestar.params import QueryParameter
 
 from api.deps import AppSettings
 
@@ -39,7 +40,7 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]
 
 
 @get("/dev/inbox", opt={"public": True}, include_in_schema=False)
-async def dev_inbox(settings: AppSettings, format: str | None = None) -> Response[Any]:
+async def dev_inbox(settings: AppSettings, format: Annotated[str | None, QueryParameter()] = None) -> Response[Any]:
     """Demo only: the sandboxes' received messages, newest first (``?format=json`` for a machine-readable copy)."""
     # only the sandboxes are asked: a real gateway has no inbox, and its messages went to real phones
     sms, sms_error = (await _fetch(f"http://127.0.0.1:{settings.sms_sandbox_port}/inbox")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api import ratelimit
@@ -20,7 +20,7 @@ from pharmacy_link import dispensing, qr_scan
 from pharmacy_link.dispensing_schemas import Dispense, DispenseIn, HoldOut, Verification, VerifyIn, VoidIn
 
 Req = Request[Principal, Any, Any]
-IdempotencyKey = Annotated[str, Parameter(header="Idempotency-Key", min_length=8, max_length=100,
+IdempotencyKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=100,
                                           description="one per sale; a retry with the same key returns the first "
                                                       "result instead of selling twice")]
 

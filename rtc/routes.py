@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Controller, Request, post, websocket
 from litestar.connection import WebSocket
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -61,7 +61,8 @@ def _provide_hub(state: State) -> Hub:
 
 @websocket("/ws/consultations/{consultation_id:uuid}", opt={"public": True},
            dependencies={"hub": Provide(_provide_hub, sync_to_thread=False)})
-async def signaling(socket: WebSocket[Any, Any, Any], consultation_id: FromPath[UUID], hub: Hub) -> None:
+async def signaling(socket: WebSocket[Any, Any, Any], consultation_id: FromPath[UUID],
+                    hub: NamedDependency[Hub]) -> None:
     """Signaling for one participant (rtc.md §2). Public at the HTTP level: the join token in the first frame
     authenticates, because browsers cannot set headers on a WebSocket and URLs end up in proxy logs."""
     await hub.serve(socket, consultation_id)
