@@ -4,9 +4,10 @@
 * ``GET /ping``: no database, a constant body.
 * ``GET /rx/{code}``: reads the same rows verify reads (one round trip, the same SQL without the audit insert) and
   returns them as they come, with no checks, no signature verification, no authentication.
-* ``POST /rx``: writes the rows that creating and signing a prescription leave behind (the prescription, issued with
-  its content and a signature-sized value, its lines, the national outbox row, the two audit rows) in one round trip,
-  taking everything from the request: no authentication, no rules or clinical checks, no TOTP, no signing.
+* ``POST /rx``: writes the rows that writing and signing a prescription in one request leave behind (the
+  prescription, issued with its content and a signature-sized value, its lines, the national outbox row, the
+  patient's push notice, the audit row, the doctor's spent TOTP step) in one round trip, taking everything from the
+  request: no authentication, no rules or clinical checks, no TOTP check, no signing.
 
     uvicorn --factory load_tests.baseline_app:create_app   (DATABASE_URL: the platform's app DSN)
 
@@ -70,6 +71,7 @@ class MinimalPrescription(msgspec.Struct):
     patient_id: UUID
     doctor_id: UUID
     facility_id: UUID
+    patient_account_id: UUID
     signing_key_id: UUID
     diagnoses: list[dict[str, str]]
     lines: list[MinimalLine]
@@ -108,10 +110,19 @@ WITH rx AS (
   WHERE id = {_literal(rx_id)} RETURNING id),
 national AS (
   INSERT INTO national_rx_outbox (prescription_id, payload) SELECT id, jsonb_build_object('code', {_literal(rx.code)})
-  FROM rx)
+  FROM rx),
+notice AS (
+  INSERT INTO notification_outbox (idempotency_key, account_id, kind, category, channel, params, subject, expires_at,
+                                   max_attempts)
+  SELECT 'prescription:' || {_literal(rx.code)} || ':issued', {_literal(rx.patient_account_id)}, 'prescription_issued',
+         'prescription', 'push', jsonb_build_object('code', {_literal(rx.code)}), 'prescription:' || rx.id,
+         now() + interval '5 days', 6
+  FROM rx),
+step AS (
+  UPDATE accounts SET totp_last_step = totp_last_step + 1 WHERE id = {_literal(rx.doctor_id)})
 INSERT INTO audit_log (actor_account_id, actor_role, action, target_type, target_id, subject_patient_id)
-SELECT {_literal(rx.doctor_id)}, 'doctor', a.action, 'prescription', rx.id::text, {_literal(rx.patient_id)}
-FROM rx, (VALUES ('prescription.draft_created'), ('prescription.signed')) AS a(action);
+SELECT {_literal(rx.doctor_id)}, 'doctor', 'prescription.signed', 'prescription', rx.id::text, {_literal(rx.patient_id)}
+FROM rx;
 COMMIT;"""  # noqa: S608 - literals quoted by _literal; ids and code validated by their types
 
 

@@ -2,14 +2,15 @@
 full seed catalogue, TOTP, Ed25519, national outbox, the patient's notice, audit) at 32 connections for 60 s, two
 ways: in one request (``POST /prescriptions/signed``, what the console sends for content it has dry-run and never
 saved) and as a saved draft then its signature (2 requests). Both against a minimal endpoint measured in the same
-run that inserts the same rows in one statement without any checks (``POST /rx`` of ``load_tests/baseline_app.py``);
-then the dry-run the console calls as the doctor types.
+run that writes the rows the one-request path leaves behind in one script without any checks (``POST /rx`` of
+``load_tests/baseline_app.py``); then one doctor alone (1 connection) and the dry-run the console calls as the doctor
+types.
 
 Each signature needs a fresh TOTP step of its doctor (a code is accepted once), so the run makes one doctor per
 prescription, each with a signing key and an in-call consultation with a patient of their own. The load comes from
 ``load_tests.rawhttp`` and shares the 2 cores with the server and PostgreSQL.
 
-    python -m load_tests.bench_prescribing [--prescriptions 12000] [--minimal 6000] [--concurrency 32] [--duration 60]
+    python -m load_tests.bench_prescribing [--prescriptions 20000] [--minimal 6000] [--concurrency 32] [--duration 60]
 
 Targets: create + sign ≥ 40 % of the minimal insert's rate; p99 ≤ 50 ms at 32 connections.
 """
@@ -75,6 +76,7 @@ async def doctors_in_calls(plat: Platform, count: int, lines: tuple[tuple[str, i
                                            plat.settings, ttl_s=3600)
                 made.append({"token": token, "secret": secret, "consultation_id": str(consultation_id),
                              "doctor_id": str(doctor_id), "patient_id": str(patient_id),
+                             "patient_account_id": str(patient_account),
                              "facility_id": str(facility_id), "signing_key_id": str(key_id)})
             await conn.copy_records_to_table("accounts", records=accounts, columns=(
                 "id", "role", "phone", "username", "password_hash", "full_name", "totp_secret_enc",
@@ -115,6 +117,7 @@ def _minimal_requests(port: int, doctors: list[dict[str, Any]]) -> list[bytes]:
         code = str(new_code("BENCH", "c"))
         body = {"code": code, "consultation_id": doctor["consultation_id"], "patient_id": doctor["patient_id"],
                 "doctor_id": doctor["doctor_id"], "facility_id": doctor["facility_id"],
+                "patient_account_id": doctor["patient_account_id"],
                 "signing_key_id": doctor["signing_key_id"], "diagnoses": doctor["draft"]["diagnoses"],
                 "lines": doctor["row_lines"]}
         requests.append(rawhttp.request("POST", "/rx", host=host, body=json.dumps(body).encode()))
@@ -265,7 +268,7 @@ def run(plat: Platform, prescriptions: int, minimal: int, concurrency: int, dura
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prescriptions", type=int, default=12000,
+    parser.add_argument("--prescriptions", type=int, default=20000,
                         help="doctors in calls for each timed flow (one prescription each)")
     parser.add_argument("--minimal", type=int, default=6000, help="minimal inserts")
     parser.add_argument("--concurrency", type=int, default=32)
