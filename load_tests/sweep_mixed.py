@@ -1,7 +1,7 @@
 """The mixed scenario at a rising number of users against one platform: throughput and p99 per step, as a table,
 a CSV and a PNG plot (the README shows it).
 
-    python -m load_tests.sweep_mixed [--users 2,5,10,20,40] [--duration 40s] [--scale small] [--workers 1]
+    python -m load_tests.sweep_mixed [--users 5,20,40,80,160] [--duration 40s] [--scale small] [--workers 1]
                                      [--plot docs/load/mixed-sweep.png]
 
 Each step is a full ``load_tests.run_load`` Locust run (its own CSV/HTML/summary under ``--out``/u<N>) against the
@@ -71,7 +71,7 @@ def plot(steps: list[Step], title: str, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", default="2,5,10,20,40", help="comma-separated user counts, one run each")
+    parser.add_argument("--users", default="5,20,40,80,160", help="comma-separated user counts, one run each")
     parser.add_argument("--duration", default="40s", help="Locust --run-time of each step")
     parser.add_argument("--scale", choices=("tiny", "small", "full"), default="small")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
