@@ -492,13 +492,7 @@ class Hub:
                 conn.error("invalid-state", exc.detail)
                 return
             await db.clear_room(db_conn, conn.consultation_id)
-        await self._route(conn.consultation_id, frame=_encoder.encode(Ended(by="doctor", reason="completed")),
-                          close=(ENDED, "consultation ended"))
-        try:
-            await media.stop_recordings(self.pool, self.settings, conn.consultation_id, "call-ended", conn.ctx)
-        except DomainError as exc:
-            # The call has ended either way; recorders also stop when the apps close their connections.
-            log.warning("could not stop recordings at call end", extra={"error": exc.slug})
+        await self._release_room(conn.consultation_id, conn.ctx)
 
     async def consultation_completed(self, consultation_id: UUID, ctx: AuditContext) -> None:
         """The doctor completed the consultation over HTTP (POST /consultations/{id}/complete), e.g. from the notes
@@ -506,12 +500,18 @@ class Hub:
         let go, as when the doctor ends it in the call."""
         async with self._lock(consultation_id), self.pool.acquire() as db_conn:
             await db.clear_room(db_conn, consultation_id)
+        await self._release_room(consultation_id, ctx)
+
+    async def _release_room(self, consultation_id: UUID, ctx: AuditContext) -> None:
+        """The consultation has ended and its room is cleared: everyone still in it, on any instance, is told and
+        let go, and its recordings stop."""
         await self._route(consultation_id, frame=_encoder.encode(Ended(by="doctor", reason="completed")),
                           close=(ENDED, "consultation ended"))
         try:
             await media.stop_recordings(self.pool, self.settings, consultation_id, "call-ended", ctx)
         except DomainError as exc:
-            log.warning("could not stop recordings at completion", extra={"error": exc.slug})
+            # The call has ended either way; recorders also stop when the apps close their connections.
+            log.warning("could not stop recordings at call end", extra={"error": exc.slug})
 
     async def _disconnected(self, conn: Connection) -> None:
         """The socket is gone. Unless the room already knows why, the participant is 'away': they keep their place

@@ -142,15 +142,35 @@ async def app_pool(target: db.DatabaseTarget, settings: Settings) -> AsyncIterat
 
 # ---- worker and dispatcher processes (lienthong CLI) killed and restarted
 
-async def spawn_cli(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _spawn_cli(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "api.cli", command, env=env,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
-async def sigkill(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
+async def kill_when(command: str, env: dict[str, str], reached: Callable[[], bool], what: str, *,
+                    settle_s: float = 0.0) -> None:
+    """Start ``lienthong <command>`` and SIGKILL it once ``reached()`` holds (and ``settle_s`` more): with one call
+    made to stall beforehand, the process dies in the middle of a batch."""
+    process = await _spawn_cli(command, env)
+    try:
+        await wait_for(reached, 60, what)
+        await asyncio.sleep(settle_s)
         os.kill(process.pid, signal.SIGKILL)
         await asyncio.wait_for(process.wait(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def run_until_sent(command: str, env: dict[str, str], pool: asyncpg.Pool, table: str, rows: int) -> None:
+    """Start ``lienthong <command>`` again and stop it gracefully once every row of ``table`` is sent."""
+    process = await _spawn_cli(command, env)
+    try:
+        await all_sent(pool, table, rows)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
 
 
 async def outbox_statuses(pool: asyncpg.Pool, table: str) -> Counter[str]:

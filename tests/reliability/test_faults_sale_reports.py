@@ -27,7 +27,7 @@ from tests.consultations.factories import make_consultation
 from tests.eprescription import conftest as eprescription
 from tests.eprescription.factories import RxLine, drug_id, insert_issued_prescription
 from tests.pharmacy_link.test_national_report import dispense
-from tests.reliability.fault_support import LONG, STALL_S, all_sent, outbox_statuses, sigkill, spawn_cli, wait_for
+from tests.reliability.fault_support import LONG, STALL_S, kill_when, outbox_statuses, run_until_sent
 
 pytestmark = pytest.mark.usefixtures("demo")
 national_sandbox = eprescription.national_sandbox
@@ -61,14 +61,7 @@ async def test_worker_killed_while_reporting_sales_loses_none_and_repeats_only_t
 
     # the first report is accepted, but its answer comes too late; the worker dies while waiting for it
     national_sandbox.fail_next(1, "timeout", api="API-7", delay_s=STALL_S)
-    first = await spawn_cli("worker", env)
-    try:
-        await wait_for(lambda: len(national_sandbox.sold_reports()) >= SALES // 3, 60, "a third of the reports")
-        await sigkill(first)
-    finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+    await kill_when("worker", env, lambda: len(national_sandbox.sold_reports()) >= SALES // 3, "a third of the reports")
     in_flight = await pool.fetchval("SELECT count(*) FROM national_sale_outbox "
                                     "WHERE status = 'pending' AND leased_until > now()")
     assert (await outbox_statuses(pool, "national_sale_outbox"))["sent"] < SALES
@@ -77,12 +70,7 @@ async def test_worker_killed_while_reporting_sales_loses_none_and_repeats_only_t
     # the killed worker's leases would end by themselves; move time on for them instead of waiting
     await pool.execute("UPDATE national_sale_outbox SET leased_until = NULL, next_attempt_at = now() "
                        "WHERE status = 'pending'")
-    second = await spawn_cli("worker", env)
-    try:
-        await all_sent(pool, "national_sale_outbox", SALES)
-    finally:
-        second.terminate()
-        await asyncio.wait_for(second.wait(), 15)
+    await run_until_sent("worker", env, pool, "national_sale_outbox", SALES)
 
     reports = national_sandbox.sold_reports()
     copies = Counter(r.body["ma_hoa_don"] for r in reports)

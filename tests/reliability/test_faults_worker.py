@@ -33,7 +33,7 @@ from tests.consultations.factories import make_consultation
 from tests.eprescription.conftest import NATIONAL_DEFAULTS, _national_content_from_db
 from tests.eprescription.factories import RxLine, drug_id, insert_issued_prescription
 from tests.notifications.delivery import DAYTIME, add_device, queue, vaccination_notice
-from tests.reliability.fault_support import LONG, STALL_S, all_sent, outbox_statuses, sigkill, spawn_cli, wait_for
+from tests.reliability.fault_support import LONG, STALL_S, kill_when, outbox_statuses, run_until_sent
 
 LEASE_S = 2
 NOTICES = 600 if LONG else 150  # accounts; each gets a push and an SMS
@@ -69,15 +69,7 @@ async def test_dispatcher_killed_mid_batch_delivers_every_sms_once_and_shows_eve
     # A batch goes out pushes first, then SMS. The first SMS is accepted by the gateway but its answer comes too late:
     # the batch cannot finish, and the dispatcher is killed once the rest of it has gone out.
     sms.fail_next(1, "timeout", delay_s=STALL_S)
-    first = await spawn_cli("dispatcher", env)
-    try:
-        await wait_for(lambda: sms.received >= 5, 60, "the first batch to go out")
-        await asyncio.sleep(0.3)
-        await sigkill(first)
-    finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+    await kill_when("dispatcher", env, lambda: sms.received >= 5, "the first batch to go out", settle_s=0.3)
     # the stalled SMS is still being handled by the gateway: the scenario happened as intended
     assert sms.received - len(sms.messages()) == 1
     at_kill = await outbox_statuses(pool, "notification_outbox")
@@ -89,12 +81,7 @@ async def test_dispatcher_killed_mid_batch_delivers_every_sms_once_and_shows_eve
     assert {m.data["notification_id"] for m in fcm.messages()} <= in_flight and fcm.messages()
     await asyncio.sleep(STALL_S)  # the stalled send completes on the gateway's side
 
-    second = await spawn_cli("dispatcher", env)
-    try:
-        await all_sent(pool, "notification_outbox", 2 * NOTICES)
-    finally:
-        second.terminate()
-        await asyncio.wait_for(second.wait(), 15)
+    await run_until_sent("dispatcher", env, pool, "notification_outbox", 2 * NOTICES)
 
     rows = await pool.fetch("SELECT id, channel, account_id FROM notification_outbox")
     sms_ids = {str(r["id"]) for r in rows if r["channel"] == "sms"}
@@ -148,14 +135,7 @@ async def test_worker_killed_mid_batch_sends_every_prescription_to_the_national_
 
     # the first API-5 call is accepted, but its answer comes too late; the worker dies while waiting for it
     national.fail_next(1, "timeout", api="API-5", delay_s=STALL_S)
-    first = await spawn_cli("worker", env)
-    try:
-        await wait_for(lambda: len(national.prescriptions()) >= PRESCRIPTIONS // 3, 60, "a third to go out")
-        await sigkill(first)
-    finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+    await kill_when("worker", env, lambda: len(national.prescriptions()) >= PRESCRIPTIONS // 3, "a third to go out")
     at_kill = await outbox_statuses(pool, "national_rx_outbox")
     assert at_kill["pending"] > 0 and at_kill["sent"] > 0, at_kill
     # the stalled call (and maybe others the kill cut short) reached the system but is not held yet
@@ -165,12 +145,7 @@ async def test_worker_killed_mid_batch_sends_every_prescription_to_the_national_
     # The killed worker's rows stay leased for national_sync.LEASE_S (5 min); instead of waiting, move time on
     # for them: exactly what the lease's expiry would do.
     await pool.execute("UPDATE national_rx_outbox SET next_attempt_at = now() WHERE status = 'pending'")
-    second = await spawn_cli("worker", env)
-    try:
-        await all_sent(pool, "national_rx_outbox", PRESCRIPTIONS)
-    finally:
-        second.terminate()
-        await asyncio.wait_for(second.wait(), 15)
+    await run_until_sent("worker", env, pool, "national_rx_outbox", PRESCRIPTIONS)
 
     held = Counter(p.code for p in national.prescriptions())
     assert set(held) == set(codes)
