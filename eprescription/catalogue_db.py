@@ -106,11 +106,11 @@ async def interactions_of(conn: Conn, drug_id: UUID) -> list[Interaction]:
         """SELECT i.id, i.severity, i.effect, i.advice, i.effect_vi, i.advice_vi, i.source_code AS source,
                   i.source_ref, s.demo_data, m.a_matches, i.a_kind, i.a_code, i.a_label, i.b_kind, i.b_code, i.b_label
            FROM drugs d
-           CROSS JOIN LATERAL (SELECT drug_side_keys(d.ingredients, d.atc_code) AS keys) k
-           -- the sides' indexes (migration 0018): the codes that can name this drug, not a scan of every rule
-           JOIN drug_interactions i ON i.a_kind || ':' || i.a_code = ANY (k.keys)
-                                    OR i.b_kind || ':' || i.b_code = ANY (k.keys)
-           CROSS JOIN LATERAL (SELECT drug_matches_side(i.a_kind, i.a_code, d.ingredients, d.atc_code) AS a_matches) m
+           -- the sides' indexes (migration 0018): the codes that can name this drug (stored, 0020), not a scan of
+           -- every rule
+           JOIN drug_interactions i ON i.a_kind || ':' || i.a_code = ANY (d.side_keys)
+                                    OR i.b_kind || ':' || i.b_code = ANY (d.side_keys)
+           CROSS JOIN LATERAL (SELECT i.a_kind || ':' || i.a_code = ANY (d.side_keys) AS a_matches) m
            JOIN drug_sources s ON s.code = i.source_code
            WHERE d.id = $1
            ORDER BY array_position(ARRAY['contraindicated', 'major', 'moderate', 'minor'], i.severity),

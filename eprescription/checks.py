@@ -1,8 +1,9 @@
 """Clinical decision support at prescribe time (spec §8): the findings a draft raises for drug interactions (CDS-1),
 allergies (CDS-2), duplicate therapy (CDS-3), paediatric doses (CDS-4) and pregnancy (CDS-5), in Vietnamese.
 
-Runs on every dry-run keystroke in the doctor console and on every signature, so everything it reads comes in one
-round trip (``checks_db.check_data``) and the rest is a little Python over at most 30 lines.
+Runs on every dry-run keystroke in the doctor console and on every signature, so everything it reads arrives with the
+rest of what prescribing reads, in one round trip (SQL function ``clinical_check_data`` inside ``prescribing_facts``;
+the shapes are in ``checks_db``), and the rest is a little Python over at most 30 lines.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from api.db import Conn
-from eprescription import checks_db
 from eprescription.checks_db import ActiveMedication, CheckData, DoseLimit, DraftDrug
 from eprescription.schemas import Finding, Severity
 
@@ -56,20 +55,18 @@ class PatientFacts(msgspec.Struct):
     pregnancy_status: str  # 'unknown' | 'pregnant' | 'not_pregnant'
 
 
-async def clinical_findings(conn: Conn, patient: PatientFacts, lines: Sequence[CheckLine], *,
-                            exclude_prescription_ids: Sequence[UUID] = ()) -> list[Finding]:
-    """CDS-1..CDS-5 findings for a draft, most severe first, then by key.
+def clinical_findings(data: CheckData, patient: PatientFacts, lines: Sequence[CheckLine]) -> list[Finding]:
+    """CDS-1..CDS-5 findings for a draft, most severe first, then by key, from ``data`` (clinical_check_data of the
+    lines' drugs for this patient).
 
     Active medications are the lines of the patient's prescriptions that are issued, with a dispenser, partially
-    dispensed or dispensed, until issue + the line's days; ``exclude_prescription_ids`` leaves some out (the
-    prescription an amendment replaces). A finding's ``key`` names the problem, not the draft's layout, so an
+    dispensed or dispensed, until issue + the line's days, less the prescriptions the caller excluded when reading
+    ``data`` (the one an amendment replaces). A finding's ``key`` names the problem, not the draft's layout, so an
     override still matches after an unrelated line is added; CDS-4 keys carry the line's position because a dose
     belongs to its line. Lines whose drug is not in the catalogue are ignored here (prescribing rejects them).
     """
     if not lines:
         return []
-    drug_ids = list(dict.fromkeys(line.drug_id for line in lines))
-    data = await checks_db.check_data(conn, drug_ids, patient.patient_id, exclude_prescription_ids, patient.allergies)
     draft = _draft(data, lines)
     found: dict[str, Finding] = {}
     for finding in chain(_interactions(draft), _allergies(draft), _duplicates(draft), _doses(draft, patient),

@@ -1,15 +1,14 @@
-"""What the clinical checks (CDS-1..CDS-5) read from the database: everything a draft is checked against, in one
-round trip to the SQL function ``clinical_check_data`` (migration 0007)."""
+"""What the clinical checks (CDS-1..CDS-5) read from the database: everything a draft is checked against, as the SQL
+function ``clinical_check_data`` (migrations 0007, 0018) returns it; prescribing reads it inside ``prescribing_facts``
+(migration 0019), in the same round trip as the rest of what a prescription needs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
-from api.db import Conn
 from eprescription.schemas import Severity
 
 
@@ -94,16 +93,3 @@ class CheckData(msgspec.Struct):
     allergens: list[Allergen]
     class_hits: list[ClassHit]
     limits: list[DoseLimit]
-
-
-_decode = msgspec.json.Decoder(CheckData).decode
-
-
-async def check_data(conn: Conn, drug_ids: Sequence[UUID], patient_id: UUID, exclude_prescription_ids: Sequence[UUID],
-                     allergies: Sequence[str]) -> CheckData:
-    """The draft's drugs, the patient's active medications, the interaction rules among them, the allergies resolved
-    against classes and the catalogue, and the dose limits: one round trip (SQL function clinical_check_data)."""
-    # json (not jsonb) reaches us as text, which msgspec decodes straight into the structs
-    text: str = await conn.fetchval("SELECT clinical_check_data($1, $2, $3, $4)", list(drug_ids), patient_id,
-                                    list(exclude_prescription_ids), list(allergies))
-    return _decode(text)

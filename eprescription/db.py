@@ -9,8 +9,11 @@ from uuid import UUID
 
 import msgspec
 
+from api.audit import AuditContext
 from api.db import Conn
-from eprescription.schemas import Finding, LineIn, SignedDiagnosis
+from eprescription.checks_db import CheckData
+from eprescription.schemas import DraftIn, Finding, LineIn, SignedContent, SignedDiagnosis
+from notifications.outbox import Notification
 
 
 class ConsultationFacts(msgspec.Struct):
@@ -45,46 +48,6 @@ class PatientFacts(msgspec.Struct):
     guardian_address: str | None
 
 
-class Context(msgspec.Struct):
-    """Everything prescribing needs to know about a consultation, read in one round trip."""
-
-    consultation: ConsultationFacts
-    patient: PatientFacts
-    open_c_code: str | None  # VN-1.10: another open normal prescription of the consultation
-
-
-_CONTEXT = """
-    SELECT c.id, c.doctor_id, c.patient_id, c.status, c.call_ended_at, d.facility_id, f.code AS facility_code,
-           f.name AS facility_name, f.address AS facility_address, a.full_name AS doctor_name,
-           d.title AS doctor_title, d.licence_number, d.national_rx_code,
-           (SELECT row_to_json(pt) FROM (
-              SELECT p.id, p.full_name, p.date_of_birth, p.sex, p.citizen_id, p.health_insurance_number, p.address,
-                     acc.phone, p.weight_kg::float8 AS weight_kg,
-                     ARRAY(SELECT x->>'substance' FROM jsonb_array_elements(p.allergies) x) AS allergies,
-                     g.full_name AS guardian_name, ga.phone AS guardian_phone, g.address AS guardian_address
-              FROM patients p LEFT JOIN accounts acc ON acc.id = p.account_id
-              LEFT JOIN LATERAL (SELECT guardian_id FROM guardianships WHERE dependent_id = p.id
-                                 ORDER BY created_at LIMIT 1) gs ON true
-              LEFT JOIN patients g ON g.id = gs.guardian_id LEFT JOIN accounts ga ON ga.id = g.account_id
-              WHERE p.id = c.patient_id) pt) AS patient,
-           (SELECT o.code FROM prescriptions o WHERE o.consultation_id = c.id AND o.rx_type = 'c'
-              AND o.status IN ('issued', 'with_dispenser', 'partially_dispensed', 'pending_cancellation')
-              AND o.id IS DISTINCT FROM $2 LIMIT 1) AS open_c_code
-    FROM consultations c JOIN doctors d ON d.account_id = c.doctor_id JOIN accounts a ON a.id = d.account_id
-    JOIN facilities f ON f.id = d.facility_id WHERE c.id = $1"""
-
-
-async def context(conn: Conn, consultation_id: UUID, replacing: UUID | None = None) -> Context | None:
-    """``replacing``: the prescription an amendment replaces, which does not count as another open one."""
-    row = await conn.fetchrow(_CONTEXT, consultation_id, replacing)
-    if row is None:
-        return None
-    values = dict(row)
-    patient = msgspec.json.decode(values.pop("patient"), type=PatientFacts)
-    open_c_code = values.pop("open_c_code")
-    return Context(consultation=msgspec.convert(values, ConsultationFacts), patient=patient, open_c_code=open_c_code)
-
-
 class DrugFacts(msgspec.Struct):
     id: UUID
     inn: str
@@ -110,24 +73,55 @@ class _CatalogueFacts(msgspec.Struct):
     diagnoses: list[DiagnosisRow]
 
 
-_decode_catalogue_facts = msgspec.json.Decoder(_CatalogueFacts).decode
+class KeyRow(msgspec.Struct):
+    id: UUID
+    private_key_enc: bytes
 
 
-async def catalogue_facts(conn: Conn, drug_ids: Sequence[UUID], codes: Sequence[str]
-                          ) -> tuple[dict[UUID, DrugFacts], dict[str, DiagnosisRow]]:
-    """The drugs of the lines and the ICD-10 codes of the diagnoses, in one round trip (SQL function
-    catalogue_facts, migration 0017, which also says whether each code is on the TT 30/2023 list, TM-5)."""
-    text: str = await conn.fetchval("SELECT catalogue_facts($1, $2)", list(set(drug_ids)), list(codes))
-    facts = _decode_catalogue_facts(text)
-    return {d.id: d for d in facts.drugs}, {d.code: d for d in facts.diagnoses}
+class SignerRow(msgspec.Struct):
+    """The signing doctor's TOTP state and their current signing key if they have one."""
+
+    totp_secret_enc: bytes | None
+    totp_last_step: int
+    locked: bool
+    key: KeyRow | None
 
 
-async def record_diagnoses(conn: Conn, consultation_id: UUID) -> list[SignedDiagnosis]:
-    """The consultation record's diagnoses, principal first: a new draft's default (VN-1.6)."""
-    rows = await conn.fetch(
-        """SELECT d.code, i.title_vi AS name FROM consultation_diagnoses d JOIN icd10_codes i ON i.code = d.code
-           WHERE d.consultation_id = $1 ORDER BY d.is_principal DESC, d.position""", consultation_id)
-    return [SignedDiagnosis(code=r["code"], name=r["name"], conclusion="") for r in rows]
+class Facts(msgspec.Struct):
+    """Everything prescribing reads about a consultation, in one round trip (SQL function prescribing_facts,
+    migration 0019)."""
+
+    consultation: ConsultationFacts
+    patient: PatientFacts
+    open_c_code: str | None  # VN-1.10: another open normal prescription of the consultation
+    record_diagnoses: list[SignedDiagnosis] | None  # when no diagnoses were given: the consultation record's
+    catalogue: _CatalogueFacts
+    checks: CheckData | None  # when asked for
+    signer: SignerRow | None  # when asked for
+
+    @property
+    def drugs(self) -> dict[UUID, DrugFacts]:
+        return {d.id: d for d in self.catalogue.drugs}
+
+    @property
+    def icd(self) -> dict[str, DiagnosisRow]:
+        return {d.code: d for d in self.catalogue.diagnoses}
+
+
+_decode_facts = msgspec.json.Decoder(Facts).decode
+
+
+async def facts(conn: Conn, consultation_id: UUID, *, drug_ids: Sequence[UUID] = (),
+                diagnosis_codes: Sequence[str] | None = (), with_checks: bool = False,
+                replacing: UUID | None = None, signer: UUID | None = None) -> Facts | None:
+    """None when the consultation does not exist. ``diagnosis_codes`` None: the record's diagnoses are read and
+    looked up. ``replacing``: the prescription an amendment replaces, which is not another open one (VN-1.10) and
+    not an active medication (CDS-1, CDS-3)."""
+    text: str | None = await conn.fetchval(
+        "SELECT prescribing_facts($1, $2, $3, $4, $5, $6, $7)", consultation_id, replacing,
+        list(dict.fromkeys(drug_ids)), None if diagnosis_codes is None else list(diagnosis_codes), with_checks,
+        [replacing] if replacing else [], signer)
+    return None if text is None else _decode_facts(text)
 
 
 class DraftRow(msgspec.Struct):
@@ -253,11 +247,6 @@ async def delete_draft(conn: Conn, rx_id: UUID) -> None:
     await conn.execute("DELETE FROM prescriptions WHERE id = $1 AND status = 'draft'", rx_id)
 
 
-class KeyRow(msgspec.Struct):
-    id: UUID
-    private_key_enc: bytes
-
-
 async def current_key(conn: Conn, doctor_id: UUID) -> KeyRow | None:
     row = await conn.fetchrow(
         "SELECT id, private_key_enc FROM doctor_signing_keys WHERE doctor_id = $1 AND retired_at IS NULL", doctor_id)
@@ -276,15 +265,6 @@ async def insert_key(conn: Conn, key_id: UUID, doctor_id: UUID, public_key: byte
 async def public_key(conn: Conn, key_id: UUID) -> bytes | None:
     key: bytes | None = await conn.fetchval("SELECT public_key FROM doctor_signing_keys WHERE id = $1", key_id)
     return key
-
-
-class SignerRow(msgspec.Struct):
-    """The signing doctor's account, locked for the ceremony, and their current signing key if they have one."""
-
-    totp_secret_enc: bytes | None
-    totp_last_step: int
-    locked: bool
-    key: KeyRow | None
 
 
 async def signer_for_update(conn: Conn, account_id: UUID) -> SignerRow:
@@ -315,6 +295,71 @@ async def issue(conn: Conn, rx_id: UUID, *, code: str, rx_type: str, findings: S
         rx_id, code, rx_type, list(findings), signed_content, signature, key_id,
         issued_at, valid_until)
     return bool(issued)
+
+
+_INSERT_SIGNED = """
+WITH step AS (
+  -- the TOTP step is spent here, re-checked under the row lock the UPDATE takes: of two signatures with one code
+  -- only the first finds totp_last_step below it; a lock or a retired key since the read also refuses
+  UPDATE accounts SET failed_logins = 0, locked_until = NULL, totp_last_step = $2
+  WHERE id = $3 AND totp_last_step < $2 AND coalesce(locked_until <= now(), true)
+    AND EXISTS (SELECT FROM doctor_signing_keys k WHERE k.id = $4 AND k.retired_at IS NULL)
+  RETURNING id),
+rx AS (
+  INSERT INTO prescriptions (id, consultation_id, patient_id, doctor_id, facility_id, status, rx_type, code,
+                             diagnoses, advice, note, follow_up_days, weight_kg, pregnancy_status, long_term,
+                             findings, signed_content, signature, signing_key_id, issued_at, valid_until)
+  SELECT $1, $5, $6, step.id, $7, 'issued', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $4, $20, $21
+  FROM step
+  RETURNING id, created_at),
+lines AS (
+  INSERT INTO prescription_lines (prescription_id, position, drug_id, drug_name, strength, dosage_form, route,
+                                  dose_per_time, dose_unit, times_per_day, days, quantity, quantity_unit, usage)
+  SELECT rx.id, l.position, l.drug_id, l.drug_name, l.strength, l.dosage_form, l.route, l.dose_per_time,
+         l.dose_unit, l.times_per_day, l.days, l.quantity, l.quantity_unit, l.usage
+  FROM rx, unnest($22::uuid[], $23::text[], $24::text[], $25::text[], $26::text[], $27::float8[], $28::text[],
+                  $29::int[], $30::int[], $31::int[], $32::text[], $33::text[])
+       WITH ORDINALITY AS l (drug_id, drug_name, strength, dosage_form, route, dose_per_time, dose_unit,
+                             times_per_day, days, quantity, quantity_unit, usage, position)),
+national AS (
+  INSERT INTO national_rx_outbox (prescription_id, payload) SELECT rx.id, $34 FROM rx),
+notice AS (
+  INSERT INTO notification_outbox (idempotency_key, account_id, kind, category, channel, params, subject,
+                                   available_at, expires_at, max_attempts)
+  SELECT $35 || ':' || r.account_id || ':' || c.channel, r.account_id, $36, $37, c.channel, $38, $39, $40, $41, $42
+  FROM rx, notification_recipients(NULL, $6) AS r (account_id), unnest($43::text[]) AS c (channel)
+  ON CONFLICT (idempotency_key) DO NOTHING),
+audit AS (
+  INSERT INTO audit_log (actor_account_id, actor_role, action, target_type, target_id, subject_patient_id,
+                         client_ip, user_agent, request_id, details)
+  SELECT $3, $44, 'prescription.signed', 'prescription', rx.id::text, $6, $45::inet, $46, $47, $48 FROM rx)
+-- the dispatcher's wake-up, delivered at commit (outbox.enqueue does the same)
+SELECT rx.created_at, pg_notify('notification_outbox', '') FROM rx"""
+
+
+async def insert_signed(conn: Conn, content: SignedContent, *, step: int, findings: Sequence[Finding],
+                        canonical: bytes, signature: bytes, draft: DraftIn, weight_kg: float | None,
+                        lines: Sequence[LineRow],
+                        national_payload: dict[str, Any], notice: Notification, notice_at: datetime,
+                        max_attempts: int, ctx: AuditContext, audit_details: dict[str, Any]) -> datetime | None:
+    """Insert the prescription already signed, with its lines, national outbox row, the patient's notice and the
+    audit row, spending the signer's TOTP ``step``: one statement, so one round trip and its own transaction.
+    Returns when it was created, or None when the step was spent meanwhile (or the account locked, or the key
+    retired) and nothing was written. A unique violation (the code's random part taken, VN-1.10) writes nothing."""
+    created: datetime | None = await conn.fetchval(
+        _INSERT_SIGNED, content.prescription_id, step, content.doctor.id, content.signing_key_id,
+        content.consultation_id, content.patient.id, content.facility.id, content.rx_type, content.code,
+        list(content.diagnoses), draft.advice, draft.note, draft.follow_up_days, weight_kg,
+        draft.pregnancy_status, draft.long_term, list(findings), canonical, signature, content.issued_at,
+        content.valid_until,
+        [r.drug_id for r in lines], [r.drug_name for r in lines], [r.strength for r in lines],
+        [r.dosage_form for r in lines], [r.route for r in lines], [r.dose_per_time for r in lines],
+        [r.dose_unit for r in lines], [r.times_per_day for r in lines], [r.days for r in lines],
+        [r.quantity for r in lines], [r.quantity_unit for r in lines], [r.usage for r in lines],
+        national_payload, notice.idempotency_key, notice.kind, notice.category, notice.params, notice.subject,
+        notice_at, notice.expires_at, max_attempts, list(dict.fromkeys(notice.channels)),
+        ctx.actor_role, ctx.client_ip, ctx.user_agent, ctx.request_id, audit_details)
+    return created
 
 
 async def set_status(conn: Conn, rx_id: UUID, status: str, expected: Sequence[str], **fields: Any) -> bool:

@@ -19,13 +19,14 @@ def _local_day(at: datetime) -> str:
     return at.astimezone(_VN).strftime("%d/%m/%Y")
 
 
-async def issued(conn: Conn, content: SignedContent, settings: Settings) -> None:
-    await enqueue(conn, Notification(
+def issued(content: SignedContent) -> Notification:
+    """Written by the signing statement itself (eprescription.db.insert_signed / issue's caller)."""
+    return Notification(
         patient_id=content.patient.id, kind="prescription_issued", category="prescription",
         subject=f"prescription:{content.prescription_id}", idempotency_key=f"prescription:{content.code}:issued",
         params={"prescription_id": str(content.prescription_id), "code": content.code,
                 "doctor_name": content.doctor.full_name, "valid_until": _local_day(content.valid_until)},
-        expires_at=content.valid_until), settings)
+        expires_at=content.valid_until)
 
 
 async def cancelled(conn: Conn, *, prescription_id: UUID, code: str, patient_id: UUID, settings: Settings) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -41,6 +42,7 @@ from eprescription.errors import (
 )
 from eprescription.schemas import (
     CancelIn,
+    DiagnosisIn,
     DraftIn,
     DraftPatch,
     Finding,
@@ -65,6 +67,7 @@ from eprescription.schemas import (
     SignIn,
     SigningKey,
 )
+from notifications import outbox
 
 OPEN = ("issued", "with_dispenser", "partially_dispensed")
 _CODE_ATTEMPTS = 5
@@ -76,9 +79,13 @@ def _now() -> datetime:
 
 # ------------------------------------------------------------------------------------------- access
 
-async def _prescribable(conn: Conn, settings: Settings, principal: Principal, consultation_id: UUID,
-                        replacing: UUID | None = None) -> db.Context:
-    found = await db.context(conn, consultation_id, replacing)
+async def _prescribable(conn: Conn, settings: Settings, principal: Principal, consultation_id: UUID, *,
+                        replacing: UUID | None = None, drug_ids: Sequence[UUID] = (),
+                        diagnosis_codes: Sequence[str] | None = (), with_checks: bool = False,
+                        signer: UUID | None = None) -> db.Facts:
+    """What prescribing for the consultation needs (db.facts, one round trip), once the caller may prescribe."""
+    found = await db.facts(conn, consultation_id, drug_ids=drug_ids, diagnosis_codes=diagnosis_codes,
+                           with_checks=with_checks, replacing=replacing, signer=signer)
     if found is None or found.consultation.doctor_id != principal.account_id:
         raise PrescribingNotAllowed("Only the treating doctor of this consultation may prescribe for it.")
     c = found.consultation
@@ -130,22 +137,20 @@ class _Evaluation(msgspec.Struct):
     age_months: int | None
 
 
-async def _evaluate(conn: Conn, settings: Settings, ctx: db.Context, lines: Sequence[LineIn],
-                    diagnoses: Sequence[SignedDiagnosis], *, weight_kg: float | None, pregnancy_status: str,
-                    long_term: bool, replaces_id: UUID | None) -> _Evaluation:
-    """Hard rules (VN-x, TM-x) and clinical checks (CDS-1..5) of draft content, without writing anything: two
-    round trips (catalogue facts, clinical-check data) after the context."""
-    patient = ctx.patient
-    found, icd = await db.catalogue_facts(conn, [line.drug_id for line in lines], [d.code for d in diagnoses])
+def _evaluate(settings: Settings, facts: db.Facts, lines: Sequence[LineIn], diagnoses: Sequence[SignedDiagnosis], *,
+              weight_kg: float | None, pregnancy_status: str, long_term: bool) -> _Evaluation:
+    """Hard rules (VN-x, TM-x) and clinical checks (CDS-1..5) of draft content, from facts read with its drugs,
+    diagnosis codes and checks; no database work."""
+    patient = facts.patient
+    found, icd = facts.drugs, facts.icd
     problems = [RuleProblem("catalogue", f"lines[{i}].drug_id", "Không có thuốc này trong danh mục. Unknown drug.")
                 for i, line in enumerate(lines) if line.drug_id not in found]
     known = [(i, line) for i, line in enumerate(lines) if line.drug_id in found]
-    named = [SignedDiagnosis(code=d.code, name=icd[d.code].name if d.code in icd else d.name,
-                             conclusion=d.conclusion) for d in diagnoses]
+    named = _with_names(diagnoses, icd)
     today = _now().astimezone(rules.VN).date()
     age = rules.age_in_months(patient.date_of_birth, today) if patient.date_of_birth else None
     weight = weight_kg if weight_kg is not None else patient.weight_kg
-    facts = rules.DraftFacts(
+    facts_of_draft = rules.DraftFacts(
         telemedicine=True, controlled_drugs_allowed=settings.telemedicine_controlled_drugs, age_months=age,
         date_of_birth=patient.date_of_birth, weight_kg=weight,
         address=patient.address or patient.guardian_address or "", has_guardian=patient.guardian_name is not None,
@@ -159,18 +164,17 @@ async def _evaluate(conn: Conn, settings: Settings, ctx: db.Context, lines: Sequ
             active=found[line.drug_id].active, dose_per_time=line.dose_per_time, dose_unit=line.dose_unit,
             times_per_day=line.times_per_day, days=line.days, quantity=line.quantity,
             quantity_unit=line.quantity_unit) for i, line in known],
-        open_c_prescription_code=ctx.open_c_code,
+        open_c_prescription_code=facts.open_c_code,
     )
-    problems += rules.problems(facts)
-    findings = await checks.clinical_findings(
-        conn,
+    problems += rules.problems(facts_of_draft)
+    assert facts.checks is not None, "read with_checks"
+    findings = checks.clinical_findings(
+        facts.checks,
         checks.PatientFacts(patient_id=patient.id, age_months=age, sex=patient.sex, weight_kg=weight,
                             allergies=patient.allergies, pregnancy_status=pregnancy_status),
         [checks.CheckLine(position=i + 1, drug_id=line.drug_id, dose_per_time=line.dose_per_time,
                           dose_unit=line.dose_unit, times_per_day=line.times_per_day, days=line.days)
-         for i, line in known],
-        exclude_prescription_ids=[replaces_id] if replaces_id else [],
-    )
+         for i, line in known])
     return _Evaluation(problems=problems, findings=findings, patient=patient, drugs=found, diagnoses=named,
                        weight_kg=weight, age_months=age)
 
@@ -187,14 +191,14 @@ def _line_in(row: db.LineRow) -> LineIn:
 
 
 async def dry_run(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: DraftIn) -> FindingsReport:
-    """What signing this content would say, computed as the doctor types; nothing is stored or audited."""
+    """What signing this content would say, computed as the doctor types; nothing is stored or audited. One round
+    trip."""
     async with pool.acquire() as conn:
-        ctx = await _prescribable(conn, settings, principal, data.consultation_id)
-        diagnoses = await _diagnoses_in(conn, ctx.consultation.id, data.diagnoses)
-        evaluation = await _evaluate(conn, settings, ctx, data.lines, diagnoses, weight_kg=data.weight_kg,
-                                     pregnancy_status=data.pregnancy_status, long_term=data.long_term,
-                                     replaces_id=None)
-    return _report(evaluation)
+        facts = await _prescribable(conn, settings, principal, data.consultation_id,
+                                    drug_ids=[line.drug_id for line in data.lines],
+                                    diagnosis_codes=_codes(data.diagnoses), with_checks=True)
+    return _report(_evaluate(settings, facts, data.lines, _diagnoses(data.diagnoses, facts), weight_kg=data.weight_kg,
+                             pregnancy_status=data.pregnancy_status, long_term=data.long_term))
 
 
 async def draft_checks(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID) -> FindingsReport:
@@ -204,24 +208,25 @@ async def draft_checks(pool: asyncpg.Pool, settings: Settings, principal: Princi
             raise PrescriptionNotFound("No such prescription, or it is not yours.")
         if rx.status != "draft":
             raise PrescriptionStateConflict("Only a draft is checked; a signed prescription keeps its findings.")
-        ctx = await _prescribable(conn, settings, principal, rx.consultation_id, rx.replaces_id)
         lines = [_line_in(row) for row in await db.lines(conn, rx_id)]
-        evaluation = await _evaluate(conn, settings, ctx, lines, rx.diagnoses, weight_kg=rx.weight_kg,
-                                     pregnancy_status=rx.pregnancy_status, long_term=rx.long_term,
-                                     replaces_id=rx.replaces_id)
-    return _report(evaluation)
+        facts = await _prescribable(conn, settings, principal, rx.consultation_id, replacing=rx.replaces_id,
+                                    drug_ids=[line.drug_id for line in lines],
+                                    diagnosis_codes=[d.code for d in rx.diagnoses], with_checks=True)
+    return _report(_evaluate(settings, facts, lines, rx.diagnoses, weight_kg=rx.weight_kg,
+                             pregnancy_status=rx.pregnancy_status, long_term=rx.long_term))
 
 
-async def _diagnoses_in(conn: Conn, consultation_id: UUID, given: Sequence[Any] | None) -> list[SignedDiagnosis]:
-    """The given diagnoses (named from the ICD-10 table by _evaluate or _named), or the consultation record's."""
+def _codes(given: Sequence[DiagnosisIn] | None) -> list[str] | None:
+    """The diagnosis codes to look up; None: the consultation record's (VN-1.6, a new draft's default)."""
+    return None if given is None else [d.code for d in given]
+
+
+def _diagnoses(given: Sequence[DiagnosisIn] | None, facts: db.Facts) -> list[SignedDiagnosis]:
+    """The given diagnoses (named by _evaluate from the catalogue), or the consultation record's."""
     if given is None:
-        return await db.record_diagnoses(conn, consultation_id)
+        assert facts.record_diagnoses is not None, "read with diagnosis_codes None"
+        return facts.record_diagnoses
     return [SignedDiagnosis(code=d.code, name="", conclusion=d.conclusion) for d in given]
-
-
-async def _named(conn: Conn, diagnoses: Sequence[SignedDiagnosis]) -> list[SignedDiagnosis]:
-    _, icd = await db.catalogue_facts(conn, [], [d.code for d in diagnoses])
-    return _with_names(diagnoses, icd)
 
 
 def _with_names(diagnoses: Sequence[SignedDiagnosis], icd: dict[str, db.DiagnosisRow]) -> list[SignedDiagnosis]:
@@ -233,24 +238,19 @@ def _with_names(diagnoses: Sequence[SignedDiagnosis], icd: dict[str, db.Diagnosi
 async def create_draft(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: DraftIn,
                        ctx: AuditContext) -> Prescription:
     async with pool.acquire() as conn, conn.transaction():
-        c = (await _prescribable(conn, settings, principal, data.consultation_id)).consultation
-        given = await _diagnoses_in(conn, c.id, data.diagnoses)
-        # one catalogue round trip for the drugs and the diagnosis names
-        found, icd = await db.catalogue_facts(conn, [line.drug_id for line in data.lines], [d.code for d in given])
-        _require_known(data.lines, found)
-        diagnoses = _with_names(given, icd)
-        rx_id = (await db.insert_draft(conn, c, diagnoses=diagnoses, advice=data.advice, note=data.note,
-                                       follow_up_days=data.follow_up_days, weight_kg=data.weight_kg,
-                                       pregnancy_status=data.pregnancy_status, long_term=data.long_term)).id
+        facts = await _prescribable(conn, settings, principal, data.consultation_id,
+                                    drug_ids=[line.drug_id for line in data.lines],
+                                    diagnosis_codes=_codes(data.diagnoses))
+        c = facts.consultation
+        _require_known(data.lines, facts.drugs)
+        rx_id = (await db.insert_draft(conn, c, diagnoses=_with_names(_diagnoses(data.diagnoses, facts), facts.icd),
+                                       advice=data.advice, note=data.note, follow_up_days=data.follow_up_days,
+                                       weight_kg=data.weight_kg, pregnancy_status=data.pregnancy_status,
+                                       long_term=data.long_term)).id
         await db.insert_lines(conn, rx_id, data.lines)
         await audit.record(conn, ctx, "prescription.draft_created", target_type="prescription", target_id=rx_id,
                            subject_patient_id=c.patient_id)
         return await _present(conn, rx_id)
-
-
-async def _require_known_drugs(conn: Conn, lines: Sequence[LineIn]) -> None:
-    found, _ = await db.catalogue_facts(conn, [line.drug_id for line in lines], [])
-    _require_known(lines, found)
 
 
 def _require_known(lines: Sequence[LineIn], found: dict[UUID, db.DrugFacts]) -> None:
@@ -270,19 +270,22 @@ async def update_draft(pool: asyncpg.Pool, settings: Settings, principal: Princi
         rx = await _own_draft(conn, principal, rx_id)
         if rx.status != "draft":
             raise PrescriptionStateConflict("A signed prescription cannot change; amend it instead (VN-1.15).")
-        await _prescribable(conn, settings, principal, rx.consultation_id)
+        new_lines = None if isinstance(patch.lines, msgspec.UnsetType) else patch.lines
+        new_diagnoses = None if isinstance(patch.diagnoses, msgspec.UnsetType) else patch.diagnoses
+        facts = await _prescribable(conn, settings, principal, rx.consultation_id,
+                                    drug_ids=[line.drug_id for line in new_lines or []],
+                                    diagnosis_codes=[d.code for d in new_diagnoses or []])
         changes = {name: value for name, value in msgspec.structs.asdict(patch).items()
                    if value is not msgspec.UNSET and name != "lines"}
-        if "diagnoses" in changes:
-            changes["diagnoses"] = await _named(conn, await _diagnoses_in(
-                conn, rx.consultation_id, patch.diagnoses))  # type: ignore[arg-type]
+        if new_diagnoses is not None:
+            changes["diagnoses"] = _with_names(_diagnoses(new_diagnoses, facts), facts.icd)
         await db.update_draft(conn, rx_id, changes)
-        if not isinstance(patch.lines, msgspec.UnsetType):
-            await _require_known_drugs(conn, patch.lines)
-            await db.replace_lines(conn, rx_id, patch.lines)
+        if new_lines is not None:
+            _require_known(new_lines, facts.drugs)
+            await db.replace_lines(conn, rx_id, new_lines)
         await audit.record(conn, ctx, "prescription.draft_updated", target_type="prescription", target_id=rx_id,
                            subject_patient_id=rx.patient_id, details={"fields": sorted(changes) + (
-                               [] if isinstance(patch.lines, msgspec.UnsetType) else ["lines"])})
+                               [] if new_lines is None else ["lines"])})
         return await _present(conn, rx_id)
 
 
@@ -300,26 +303,33 @@ async def discard_draft(pool: asyncpg.Pool, principal: Principal, rx_id: UUID, c
 
 async def sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_id: UUID, data: SignIn,
                ctx: AuditContext) -> Prescription:
-    """The signing ceremony (spec US-3 pattern): re-check everything, prove presence with a fresh TOTP code, sign
-    the canonical content with the doctor's key, queue it for the national system, all in one transaction."""
+    """The signing ceremony (spec US-3 pattern) of a saved draft: re-check everything, prove presence with a fresh
+    TOTP code, sign the canonical content with the doctor's key, queue it for the national system, all in one
+    transaction."""
     async with pool.acquire() as conn:
         async with conn.transaction():
             rx = await _own_draft(conn, principal, rx_id)  # the row lock: a second sign of the draft waits here
             if rx.status != "draft":
                 raise PrescriptionStateConflict(f"This prescription is already {rx.status} ({rx.code}).")
-            found = await _prescribable(conn, settings, principal, rx.consultation_id, rx.replaces_id)
-            c = found.consultation
             line_rows = await db.lines(conn, rx_id)
-            evaluation = await _evaluate(conn, settings, found, [_line_in(r) for r in line_rows], rx.diagnoses,
-                                         weight_kg=rx.weight_kg, pregnancy_status=rx.pregnancy_status,
-                                         long_term=rx.long_term, replaces_id=rx.replaces_id)
-            findings, signer, step = await _ceremony(conn, settings, principal, evaluation, data)
+            facts = await _prescribable(conn, settings, principal, rx.consultation_id, replacing=rx.replaces_id,
+                                        drug_ids=[r.drug_id for r in line_rows],
+                                        diagnosis_codes=[d.code for d in rx.diagnoses], with_checks=True)
+            evaluation = _evaluate(settings, facts, [_line_in(r) for r in line_rows], rx.diagnoses,
+                                   weight_kg=rx.weight_kg, pregnancy_status=rx.pregnancy_status,
+                                   long_term=rx.long_term)
+            findings = _authorised(evaluation, data.overrides)
+            signer = await db.signer_for_update(conn, principal.account_id)
+            step = _totp_step(settings, principal, signer, data.totp_code)
             if step is not None:
-                content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings, signer.key)
-                await _record_signature(conn, ctx, principal, step, content, findings, drafted=True)
+                content = await _issue(conn, settings, facts.consultation, rx, line_rows, evaluation, findings,
+                                       signer.key)
+                await auth_db.record_successful_login(conn, principal.account_id, step)
+                await audit.record(conn, ctx, "prescription.signed", target_type="prescription",
+                                   target_id=content.prescription_id, subject_patient_id=content.patient.id,
+                                   details=_signature_details(content, findings, drafted=True))
             else:
-                await audit.record(conn, ctx, "prescription.sign_code_rejected", target_type="prescription",
-                                   target_id=rx_id, subject_patient_id=rx.patient_id)
+                await _refuse_code(conn, settings, principal, signer, ctx, "prescription", rx_id, rx.patient_id)
         if step is None:  # raised after commit so the failed attempt (and a lockout) is kept
             raise _code_rejected()
         return await _present(conn, rx_id)
@@ -328,42 +338,52 @@ async def sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, rx_
 async def write_and_sign(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: IssueIn,
                          ctx: AuditContext) -> Prescription:
     """Write and sign in one step, for content the doctor has just checked (the console's dry-run) and never saved:
-    the same rules, checks and ceremony as signing a draft, in one transaction, and nothing is stored unless the
-    signature is made. A wrong authenticator code leaves no draft behind; the failed attempt still counts towards
-    the lockout and is audited."""
+    the same rules, checks and ceremony as signing a draft, and nothing is stored unless the signature is made.
+
+    Two round trips: everything read at once (prescribing_facts), then one statement that inserts the prescription
+    already signed, with its lines, outbox rows and audit row, and spends the TOTP step (db.insert_signed). The step
+    is re-checked by that statement, so of two requests with one code only one signs. A wrong or already spent
+    code leaves nothing behind but the failed attempt, which counts towards the lockout and is audited."""
     async with pool.acquire() as conn:
+        facts = await _prescribable(conn, settings, principal, data.consultation_id,
+                                    drug_ids=[line.drug_id for line in data.lines],
+                                    diagnosis_codes=_codes(data.diagnoses), with_checks=True,
+                                    signer=principal.account_id)
+        # the weight as its column keeps it, so the signed content says what the prescription row says
+        weight_kg = None if data.weight_kg is None else _as_stored(data.weight_kg, 2)
+        evaluation = _evaluate(settings, facts, data.lines, _diagnoses(data.diagnoses, facts), weight_kg=weight_kg,
+                               pregnancy_status=data.pregnancy_status, long_term=data.long_term)
+        findings = _authorised(evaluation, data.overrides)
+        signer = facts.signer
+        assert signer is not None, "read with the signer"
+        step = _totp_step(settings, principal, signer, data.totp_code)
+        if step is not None:
+            key = await _signing_key(conn, settings, principal.account_id, signer.key)
+            issued = await _insert_signed(conn, settings, facts.consultation, evaluation, findings, data,
+                                          weight_kg, key, step, ctx)
+            if issued is not None:
+                return issued
         async with conn.transaction():
-            found = await _prescribable(conn, settings, principal, data.consultation_id)
-            c = found.consultation
-            evaluation = await _evaluate(conn, settings, found, data.lines,
-                                         await _diagnoses_in(conn, c.id, data.diagnoses), weight_kg=data.weight_kg,
-                                         pregnancy_status=data.pregnancy_status, long_term=data.long_term,
-                                         replaces_id=None)
-            findings, signer, step = await _ceremony(conn, settings, principal, evaluation, data)
-            if step is not None:
-                rx = await db.insert_draft(conn, c, diagnoses=evaluation.diagnoses, advice=data.advice,
-                                           note=data.note, follow_up_days=data.follow_up_days,
-                                           weight_kg=data.weight_kg, pregnancy_status=data.pregnancy_status,
-                                           long_term=data.long_term)
-                line_rows = await db.insert_lines(conn, rx.id, data.lines)
-                content = await _issue(conn, settings, c, rx, line_rows, evaluation, findings, signer.key)
-                await _record_signature(conn, ctx, principal, step, content, findings, drafted=False)
-            else:
-                await audit.record(conn, ctx, "prescription.sign_code_rejected", target_type="consultation",
-                                   target_id=c.id, subject_patient_id=c.patient_id)
-        if step is None:
-            raise _code_rejected()
-        return await _present(conn, content.prescription_id)
+            c = facts.consultation
+            await _refuse_code(conn, settings, principal, signer, ctx, "consultation", c.id, c.patient_id)
+    raise _code_rejected()
 
 
-async def _record_signature(conn: Conn, ctx: AuditContext, principal: Principal, step: int, content: SignedContent,
-                            findings: Sequence[Finding], *, drafted: bool) -> None:
-    """The TOTP step is spent and the signature audited, in the signing transaction."""
-    await auth_db.record_successful_login(conn, principal.account_id, step)
-    await audit.record(conn, ctx, "prescription.signed", target_type="prescription",
-                       target_id=content.prescription_id, subject_patient_id=content.patient.id, details={
-                           "code": content.code, "findings": len(findings), "drafted": drafted,
-                           "overridden": [f.key for f in findings if f.override_reason]})
+def _signature_details(content: SignedContent, findings: Sequence[Finding], *, drafted: bool) -> dict[str, Any]:
+    """The ``prescription.signed`` audit row's details."""
+    return {"code": content.code, "findings": len(findings), "drafted": drafted,
+            "overridden": [f.key for f in findings if f.override_reason]}
+
+
+async def _refuse_code(conn: Conn, settings: Settings, principal: Principal, signer: db.SignerRow, ctx: AuditContext,
+                       target_type: str, target_id: UUID, patient_id: UUID) -> None:
+    """A refused code counts towards the account lockout like a failed sign-in (not while already locked), and is
+    audited against what was being signed."""
+    if not signer.locked and signer.totp_secret_enc is not None:
+        await auth_db.record_failed_login(conn, principal.account_id, settings.staff_max_failed_logins,
+                                          settings.staff_lockout_s)
+    await audit.record(conn, ctx, "prescription.sign_code_rejected", target_type=target_type, target_id=target_id,
+                       subject_patient_id=patient_id)
 
 
 def _code_rejected() -> SigningCodeRejected:
@@ -371,36 +391,29 @@ def _code_rejected() -> SigningCodeRejected:
                                "Wait for the next code and try again.")
 
 
-def _apply_overrides(findings: Sequence[Finding], overrides: Sequence[Override]) -> list[Finding]:
+def _authorised(evaluation: _Evaluation, overrides: Sequence[Override]) -> list[Finding]:
+    """What signing needs before the code is looked at: no rule problem, and a reason for each blocking finding
+    (both refused before the code is spent). Returns the findings with their override reasons."""
+    if evaluation.problems:
+        raise PrescriptionRuleViolated(evaluation.problems)
     reasons = {o.key: o.reason for o in overrides}
-    applied = [msgspec.structs.replace(f, override_reason=reasons.get(f.key)) for f in findings]
+    applied = [msgspec.structs.replace(f, override_reason=reasons.get(f.key)) for f in evaluation.findings]
     missing = [f for f in applied if f.blocks_signing and not f.override_reason]
     if missing:
         raise OverrideRequired(missing)
     return applied
 
 
-async def _ceremony(conn: Conn, settings: Settings, principal: Principal, evaluation: _Evaluation,
-                    data: SignIn | IssueIn) -> tuple[list[Finding], db.SignerRow, int | None]:
-    """What signing needs before anything is written: no rule problem, a reason for each blocking finding (both
-    refused before the code is spent), then the TOTP step of the code under the signer's row lock, or None; a
-    refused code counts towards the account lockout like a failed sign-in."""
-    if evaluation.problems:
-        raise PrescriptionRuleViolated(evaluation.problems)
-    findings = _apply_overrides(evaluation.findings, data.overrides)
-    signer = await db.signer_for_update(conn, principal.account_id)
+def _totp_step(settings: Settings, principal: Principal, signer: db.SignerRow, code: str) -> int | None:
+    """The TOTP step of ``code``, or None when it is wrong, already used, or the account is locked."""
     if signer.locked or signer.totp_secret_enc is None:
-        return findings, signer, None
+        return None
     secret = unseal(settings.data_key, signer.totp_secret_enc, principal.account_id.bytes).decode()
-    step = totp.matching_step(secret, data.totp_code, signer.totp_last_step)
-    if step is None:
-        await auth_db.record_failed_login(conn, principal.account_id, settings.staff_max_failed_logins,
-                                          settings.staff_lockout_s)
-    return findings, signer, step
+    return totp.matching_step(secret, code, signer.totp_last_step)
 
 
 async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID, key: db.KeyRow | None) -> db.KeyRow:
-    """The doctor's current key (read with the locked account), or a new one at their first signature."""
+    """The doctor's current key, or a new one at their first signature."""
     if key is None:
         key_id = uuid4()
         public, sealed = signing.new_key_pair(settings.data_key, key_id)
@@ -412,11 +425,50 @@ async def _signing_key(conn: Conn, settings: Settings, doctor_id: UUID, key: db.
     return key
 
 
+def _signed_content(c: db.ConsultationFacts, evaluation: _Evaluation, *, rx_id: UUID, rx_type: str, code: str,
+                    issued_at: datetime, lines: Sequence[db.LineRow], advice: str, note: str,
+                    follow_up_days: int | None, long_term: bool, replaces_code: str | None,
+                    key_id: UUID) -> SignedContent:
+    """Exactly what the doctor signs: the parties, the diagnoses and the lines."""
+    patient = evaluation.patient
+    guardian = None
+    if evaluation.age_months is not None and evaluation.age_months < rules.CHILD_MONTHS and patient.guardian_name:
+        guardian = Guardian(full_name=patient.guardian_name, phone=patient.guardian_phone,
+                            address=patient.guardian_address or "")
+    return SignedContent(
+        prescription_id=rx_id, code=code, rx_type=rx_type, issued_at=issued_at,  # type: ignore[arg-type]
+        valid_until=rules.valid_until(issued_at), consultation_id=c.id, telemedicine=True,
+        facility=SignedFacility(id=c.facility_id, code=c.facility_code, name=c.facility_name,
+                                address=c.facility_address),
+        doctor=SignedDoctor(id=c.doctor_id, full_name=c.doctor_name, title=c.doctor_title,
+                            licence_number=c.licence_number, national_rx_code=c.national_rx_code),
+        patient=SignedPatient(
+            id=patient.id, full_name=patient.full_name, date_of_birth=patient.date_of_birth,
+            sex=patient.sex,  # type: ignore[arg-type]
+            citizen_id=patient.citizen_id, health_insurance_number=patient.health_insurance_number,
+            address=patient.address or patient.guardian_address or "",
+            phone=patient.phone or patient.guardian_phone,
+            age_months=evaluation.age_months if guardian or (
+                evaluation.age_months is not None and evaluation.age_months < rules.CHILD_MONTHS) else None,
+            weight_kg=evaluation.weight_kg, guardian=guardian),
+        diagnoses=evaluation.diagnoses,
+        lines=[SignedLine(
+            position=r.position, drug_id=r.drug_id, drug_name=_drug_name(evaluation.drugs[r.drug_id]),
+            strength=r.strength, dosage_form=r.dosage_form, route=r.route,
+            atc_code=evaluation.drugs[r.drug_id].atc_code,
+            registration_number=evaluation.drugs[r.drug_id].registration_number,
+            control_class=evaluation.drugs[r.drug_id].control_class,
+            dose_per_time=r.dose_per_time, dose_unit=r.dose_unit, times_per_day=r.times_per_day, days=r.days,
+            quantity=r.quantity, quantity_unit=r.quantity_unit, usage=r.usage) for r in lines],
+        advice=advice, note=note, follow_up_days=follow_up_days, long_term=long_term, replaces_code=replaces_code,
+        signing_key_id=key_id)
+
+
 async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db.DraftRow,
                  line_rows: Sequence[db.LineRow], evaluation: _Evaluation, findings: Sequence[Finding],
                  key: db.KeyRow | None) -> SignedContent:
-    rx_type = prescription_type(evaluation.drugs[r.drug_id].control_class  # type: ignore[misc]
-                                for r in line_rows)
+    """Sign the (locked) draft and issue it, with its national outbox row and the patient's notice."""
+    rx_type = prescription_type(evaluation.drugs[r.drug_id].control_class for r in line_rows)  # type: ignore[misc]
     replaces_code = None
     if rx.replaces_id is not None:
         # VN-1.15: the replaced prescription stops being dispensable in the same transaction the new one is issued
@@ -429,40 +481,11 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
         replaces_code = old.code
     signing_key = await _signing_key(conn, settings, c.doctor_id, key)
     issued_at = _now().replace(microsecond=0)
-    patient = evaluation.patient
-    guardian = None
-    if evaluation.age_months is not None and evaluation.age_months < rules.CHILD_MONTHS and patient.guardian_name:
-        guardian = Guardian(full_name=patient.guardian_name, phone=patient.guardian_phone,
-                            address=patient.guardian_address or "")
     for _ in range(_CODE_ATTEMPTS):
         code = str(new_code(c.facility_code, rx_type))
-        content = SignedContent(
-            prescription_id=rx.id, code=code, rx_type=rx_type, issued_at=issued_at,
-            valid_until=rules.valid_until(issued_at), consultation_id=c.id, telemedicine=True,
-            facility=SignedFacility(id=c.facility_id, code=c.facility_code, name=c.facility_name,
-                                    address=c.facility_address),
-            doctor=SignedDoctor(id=c.doctor_id, full_name=c.doctor_name, title=c.doctor_title,
-                                licence_number=c.licence_number, national_rx_code=c.national_rx_code),
-            patient=SignedPatient(
-                id=patient.id, full_name=patient.full_name, date_of_birth=patient.date_of_birth,
-                sex=patient.sex,  # type: ignore[arg-type]
-                citizen_id=patient.citizen_id, health_insurance_number=patient.health_insurance_number,
-                address=patient.address or patient.guardian_address or "",
-                phone=patient.phone or patient.guardian_phone,
-                age_months=evaluation.age_months if guardian or (
-                    evaluation.age_months is not None and evaluation.age_months < rules.CHILD_MONTHS) else None,
-                weight_kg=evaluation.weight_kg, guardian=guardian),
-            diagnoses=evaluation.diagnoses,
-            lines=[SignedLine(
-                position=r.position, drug_id=r.drug_id, drug_name=_drug_name(evaluation.drugs[r.drug_id]),
-                strength=r.strength, dosage_form=r.dosage_form, route=r.route,
-                atc_code=evaluation.drugs[r.drug_id].atc_code,
-                registration_number=evaluation.drugs[r.drug_id].registration_number,
-                control_class=evaluation.drugs[r.drug_id].control_class, dose_per_time=r.dose_per_time,
-                dose_unit=r.dose_unit, times_per_day=r.times_per_day, days=r.days, quantity=r.quantity,
-                quantity_unit=r.quantity_unit, usage=r.usage) for r in line_rows],
-            advice=rx.advice, note=rx.note, follow_up_days=rx.follow_up_days, long_term=rx.long_term,
-            replaces_code=replaces_code, signing_key_id=signing_key.id)
+        content = _signed_content(c, evaluation, rx_id=rx.id, rx_type=rx_type, code=code, issued_at=issued_at,
+                                  lines=line_rows, advice=rx.advice, note=rx.note, follow_up_days=rx.follow_up_days,
+                                  long_term=rx.long_term, replaces_code=replaces_code, key_id=signing_key.id)
         canonical = content.canonical()
         signature = signing.sign(settings.data_key, signing_key.id, signing_key.private_key_enc, canonical)
         try:
@@ -470,18 +493,92 @@ async def _issue(conn: Conn, settings: Settings, c: db.ConsultationFacts, rx: db
                                     signed_content=canonical, signature=signature, key_id=signing_key.id,
                                     issued_at=issued_at, valid_until=content.valid_until)
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "prescriptions_one_open_c":
-                raise PrescriptionRuleViolated([RuleProblem(
-                    "VN-1.10", "consultation_id", "Lần khám này đã có một đơn thuốc thường đang hiệu lực. This "
-                    "consultation already has an open normal prescription; amend it instead.")]) from None
-            # another signature drew the same random part in the same instant (odds ~1 in 36^7): nothing is kept
-            raise PrescriptionStateConflict("Could not allocate a unique prescription code; sign again.") from None
+            _refuse_duplicate(exc)
         if not issued:
             continue  # VN-3.5: the random part is taken in this facility; draw another
         await national_sync.enqueue(conn, content, signature)
-        await notices.issued(conn, content, settings)
+        await outbox.enqueue(conn, notices.issued(content), settings)
         return content
     raise PrescriptionStateConflict("Could not allocate a unique prescription code; try again.")
+
+
+def _refuse_duplicate(exc: asyncpg.UniqueViolationError) -> None:
+    """A signature refused by a unique index: VN-1.10, or (for the caller to draw again) the code's random part."""
+    if exc.constraint_name == "prescriptions_one_open_c":
+        raise PrescriptionRuleViolated([RuleProblem(
+            "VN-1.10", "consultation_id", "Lần khám này đã có một đơn thuốc thường đang hiệu lực. This "
+            "consultation already has an open normal prescription; amend it instead.")]) from None
+    if exc.constraint_name not in ("prescriptions_code_random", "prescriptions_code_key"):
+        raise exc
+
+
+async def _insert_signed(conn: Conn, settings: Settings, c: db.ConsultationFacts, evaluation: _Evaluation,
+                         findings: Sequence[Finding], data: IssueIn, weight_kg: float | None, key: db.KeyRow,
+                         step: int, ctx: AuditContext) -> Prescription | None:
+    """Sign new content and insert it signed (db.insert_signed); None when the TOTP step was spent meanwhile."""
+    drugs = evaluation.drugs
+    rows = [db.LineRow(
+        position=position, drug_id=line.drug_id, drug_name=drugs[line.drug_id].inn,
+        strength=drugs[line.drug_id].strength, dosage_form=drugs[line.drug_id].dosage_form,
+        route=drugs[line.drug_id].route,
+        dose_per_time=_as_stored(line.dose_per_time, 3), dose_unit=line.dose_unit,
+        times_per_day=line.times_per_day, days=line.days, quantity=line.quantity, quantity_unit=line.quantity_unit,
+        usage=line.usage, dispensed_quantity=0) for position, line in enumerate(data.lines, 1)]
+    rx_type = prescription_type(drugs[line.drug_id].control_class for line in data.lines)  # type: ignore[misc]
+    rx_id, issued_at = uuid4(), _now().replace(microsecond=0)
+    for _ in range(_CODE_ATTEMPTS):
+        content = _signed_content(c, evaluation, rx_id=rx_id, rx_type=rx_type,
+                                  code=str(new_code(c.facility_code, rx_type)), issued_at=issued_at, lines=rows,
+                                  advice=data.advice, note=data.note, follow_up_days=data.follow_up_days,
+                                  long_term=data.long_term, replaces_code=None, key_id=key.id)
+        canonical = content.canonical()
+        signature = signing.sign(settings.data_key, key.id, key.private_key_enc, canonical)
+        notice = notices.issued(content)
+        try:
+            created_at = await db.insert_signed(
+                conn, content, step=step, findings=findings, canonical=canonical, signature=signature, draft=data,
+                weight_kg=weight_kg, lines=rows, national_payload=national_sync.api5_payload(content, signature),
+                notice=notice, notice_at=outbox.next_send_time(_now(), notice.kind, settings),
+                max_attempts=settings.notification_max_attempts, ctx=ctx,
+                audit_details=_signature_details(content, findings, drafted=False))
+        except asyncpg.UniqueViolationError as exc:
+            _refuse_duplicate(exc)
+            continue  # VN-3.5: the random part is taken in this facility; draw another
+        if created_at is None:
+            return None
+        return _as_issued(content, findings, data, weight_kg, rows, drugs, created_at)
+    raise PrescriptionStateConflict("Could not allocate a unique prescription code; try again.")
+
+
+def _as_stored(value: float, places: int) -> float:
+    """``value`` as a numeric(_, places) column keeps it, rounded the way PostgreSQL converts a float8 (15
+    significant digits, then half away from zero), so what is signed and answered is what a read shows."""
+    return float(Decimal(format(value, ".15g")).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def _as_issued(content: SignedContent, findings: Sequence[Finding], data: IssueIn, weight_kg: float | None,
+               rows: Sequence[db.LineRow], drugs: dict[UUID, db.DrugFacts], created_at: datetime) -> Prescription:
+    """The prescription as GET /prescriptions/{id} shows it just after it was inserted signed, from what the
+    request already holds (tests hold the two to the same answer)."""
+    created = created_at.astimezone(rules.VN)
+    return Prescription(
+        id=content.prescription_id, code=content.code, status="issued", rx_type=content.rx_type,
+        consultation_id=content.consultation_id, patient_id=content.patient.id,
+        patient_name=content.patient.full_name, doctor_id=content.doctor.id, doctor_name=content.doctor.full_name,
+        facility_code=content.facility.code, diagnoses=list(content.diagnoses),
+        lines=[Line(position=r.position, drug_id=r.drug_id, drug_name=r.drug_name, strength=r.strength,
+                    dosage_form=r.dosage_form, route=r.route, control_class=drugs[r.drug_id].control_class,
+                    dose_per_time=r.dose_per_time, dose_unit=r.dose_unit, times_per_day=r.times_per_day,
+                    days=r.days, quantity=r.quantity, quantity_unit=r.quantity_unit, usage=r.usage,
+                    dispensed_quantity=0, remaining_quantity=r.quantity,
+                    instructions=rules.instructions(r.dose_per_time, r.dose_unit, r.times_per_day, r.usage))
+               for r in rows],
+        advice=data.advice, note=data.note, follow_up_days=data.follow_up_days,
+        weight_kg=weight_kg, pregnancy_status=data.pregnancy_status,
+        long_term=data.long_term, replaces_id=None, replaced_by_id=None, findings=list(findings),
+        issued_at=_vn(content.issued_at), valid_until=_vn(content.valid_until), cancel_reason=None, cancelled_at=None,
+        national=NationalSync(status="pending", attempts=0, sent_at=None, errors=[]), created_at=created,
+        updated_at=created)
 
 
 def _drug_name(drug: db.DrugFacts) -> str:

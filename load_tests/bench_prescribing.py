@@ -3,14 +3,15 @@ full seed catalogue, TOTP, Ed25519, national outbox, the patient's notice, audit
 ways: in one request (``POST /prescriptions/signed``, what the console sends for content it has dry-run and never
 saved) and as a saved draft then its signature (2 requests). Both against a minimal endpoint measured in the same
 run that writes the rows the one-request path leaves behind in one script without any checks (``POST /rx`` of
-``load_tests/baseline_app.py``); then one doctor alone (1 connection) and the dry-run the console calls as the doctor
-types.
+``load_tests/baseline_app.py``); the one-request path again offered at half the rate it just sustained (open loop,
+on the same connections: the latency a deployment sees when it is not saturated); then one doctor alone (1
+connection) and the dry-run the console calls as the doctor types.
 
 Each signature needs a fresh TOTP step of its doctor (a code is accepted once), so the run makes one doctor per
 prescription, each with a signing key and an in-call consultation with a patient of their own. The load comes from
 ``load_tests.rawhttp`` and shares the 2 cores with the server and PostgreSQL.
 
-    python -m load_tests.bench_prescribing [--prescriptions 20000] [--minimal 6000] [--concurrency 32] [--duration 60]
+    python -m load_tests.bench_prescribing [--prescriptions 36000] [--minimal 6000] [--concurrency 32] [--duration 60]
 
 Targets: create + sign ≥ 40 % of the minimal insert's rate; p99 ≤ 50 ms at 32 connections.
 """
@@ -124,24 +125,44 @@ def _minimal_requests(port: int, doctors: list[dict[str, Any]]) -> list[bytes]:
     return requests
 
 
-def _measure_minimal(plat: Platform, base: Server, requests: list[bytes], concurrency: int) -> dict[str, float]:
+_ALL = float("inf")  # a duration: until the doctors run out
+
+
+def _measure_minimal(plat: Platform, base: Server, requests: list[bytes], concurrency: int,
+                     rate_per_s: float | None = None) -> dict[str, float]:
+    """The minimal insert, as fast as it is answered or offered at ``rate_per_s`` (latency from when each was
+    due), until the requests run out."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    def flow_for(raw: bytes) -> rawhttp.Flow:
+        async def flow(conn: rawhttp.Connection) -> None:
+            t0 = time.perf_counter() if conn.due is None else conn.due
+            status, _ = await conn.call(raw)
+            latencies.append(time.perf_counter() - t0)
+            statuses[status] += 1
+        return flow
+
     cpu_before, pg_before = base.cpu_s(), plat.postgres_cpu_s()
-    result = asyncio.run(rawhttp.run("127.0.0.1", base.port, requests, concurrency))
-    assert result.statuses.get(201) == len(requests), dict(result.statuses)
-    figures = {"per_s": len(requests) / result.wall_s, "p50_ms": percentile(result.latencies_s, 50) * 1000,
-               "p99_ms": percentile(result.latencies_s, 99) * 1000,
+    wall = asyncio.run(rawhttp.run_flows("127.0.0.1", base.port, map(flow_for, requests), concurrency,
+                                         rate_per_s=rate_per_s))
+    assert statuses.get(201) == len(requests), dict(statuses)
+    figures = {"per_s": len(requests) / wall, "p50_ms": percentile(latencies, 50) * 1000,
+               "p99_ms": percentile(latencies, 99) * 1000,
                "cpu_ms": (base.cpu_s() - cpu_before) * 1000 / len(requests),
                "pg_cpu_ms": (plat.postgres_cpu_s() - pg_before) * 1000 / len(requests)}
-    print(f"  minimal insert (POST /rx)        {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
+    label = "minimal insert (POST /rx)" if rate_per_s is None else f"  minimal, offered {rate_per_s:.0f}/s"
+    print(f"  {label:<32} {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
           f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms, PostgreSQL CPU "
           f"{figures['pg_cpu_ms']:5.2f} ms each")
     return figures
 
 
 def _measure_one_request(plat: Platform, api: Server, doctors: list[dict[str, Any]], concurrency: int,
-                         duration_s: float) -> dict[str, float]:
+                         duration_s: float, rate_per_s: float | None = None) -> dict[str, float]:
     """Write and sign a 5-line prescription in one request (``POST /prescriptions/signed``, what the console sends
-    for content it has dry-run and never saved), one doctor each, on ``concurrency`` connections."""
+    for content it has dry-run and never saved), one doctor each, on ``concurrency`` connections: as fast as they
+    are answered, or offered at ``rate_per_s`` (latency then counts from when each was due)."""
     host = f"127.0.0.1:{api.port}"
     signed_s: list[float] = []
     statuses: Counter[str] = Counter()
@@ -153,7 +174,7 @@ def _measure_one_request(plat: Platform, api: Server, doctors: list[dict[str, An
             # the code is read when the doctor signs, as in the console
             request = rawhttp.request("POST", "/prescriptions/signed", host=host, headers=auth, body=json.dumps(
                 {**doctor["draft"], "totp_code": pyotp.TOTP(doctor["secret"]).now()}).encode())
-            t0 = time.perf_counter()
+            t0 = time.perf_counter() if conn.due is None else conn.due
             status, _ = await conn.call(request)
             statuses[str(status)] += 1
             if status == 201:
@@ -162,17 +183,18 @@ def _measure_one_request(plat: Platform, api: Server, doctors: list[dict[str, An
 
     cpu_before, pg_before = api.cpu_s(), plat.postgres_cpu_s()
     wall = asyncio.run(rawhttp.run_flows("127.0.0.1", api.port, map(flow_for, doctors), concurrency,
-                                         deadline=time.perf_counter() + duration_s))
+                                         deadline=time.perf_counter() + duration_s, rate_per_s=rate_per_s))
     signed = len(signed_s)
     figures = {"per_s": signed / wall, "p50_ms": percentile(signed_s, 50) * 1000,
                "p99_ms": percentile(signed_s, 99) * 1000, "wall_s": wall, "signed": signed,
                "cpu_ms": (api.cpu_s() - cpu_before) * 1000 / max(signed, 1),
                "pg_cpu_ms": (plat.postgres_cpu_s() - pg_before) * 1000 / max(signed, 1)}
-    print(f"  write + sign (1 request)         {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
+    label = "write + sign (1 request)" if rate_per_s is None else f"  1 request, offered {rate_per_s:.0f}/s"
+    print(f"  {label:<32} {figures['per_s']:8.1f} /s   p50 {figures['p50_ms']:7.2f} ms   "
           f"p99 {figures['p99_ms']:7.2f} ms   server CPU {figures['cpu_ms']:5.2f} ms, PostgreSQL CPU "
           f"{figures['pg_cpu_ms']:5.2f} ms each")
     print(f"    {signed} signed in {wall:.1f} s; statuses {dict(sorted(statuses.items()))}")
-    if signed == len(doctors):
+    if signed == len(doctors) and duration_s != _ALL:
         print("    (ran out of doctors before the duration: pass a larger --prescriptions)")
     return figures
 
@@ -224,7 +246,7 @@ def _measure_pairs(plat: Platform, api: Server, doctors: list[dict[str, Any]], c
           f"{figures['pg_cpu_ms']:5.2f} ms each")
     print(f"    {signed} signed in {wall:.1f} s; create p99 {figures['create_p99_ms']:.1f} ms, sign p99 "
           f"{figures['sign_p99_ms']:.1f} ms; statuses {dict(sorted(statuses.items()))}")
-    if signed == len(doctors):
+    if signed == len(doctors) and duration_s != _ALL:
         print("    (ran out of doctors before the duration: pass a larger --prescriptions)")
     return figures
 
@@ -242,19 +264,26 @@ def _measure_dry_run(api: Server, doctors: list[dict[str, Any]], count: int) -> 
 
 def run(plat: Platform, prescriptions: int, minimal: int, concurrency: int, duration_s: float) -> None:
     one = asyncio.run(doctors_in_calls(plat, prescriptions + 600))
-    pairs_doctors = asyncio.run(doctors_in_calls(plat, prescriptions, first=prescriptions + 600))
-    inserts = asyncio.run(doctors_in_calls(plat, minimal + 200, first=2 * prescriptions + 600))
+    # the 2-request path and the half-load run each sign about half as many in the same time
+    pairs_doctors = asyncio.run(doctors_in_calls(plat, prescriptions // 2, first=prescriptions + 600))
+    paced = asyncio.run(doctors_in_calls(plat, prescriptions // 2, first=prescriptions * 2 + 600))
+    inserts = asyncio.run(doctors_in_calls(plat, minimal + 200, first=3 * prescriptions + 600))
+    paced_inserts = asyncio.run(doctors_in_calls(plat, minimal, first=3 * prescriptions + minimal + 800))
     warm, one = one[:600], one[600:]
     with server(plat.env) as api, server(plat.env, "load_tests.baseline_app:create_app", ready_path="/ping") as base:
         # first connections, prepared statements, imports, caches
         asyncio.run(rawhttp.run("127.0.0.1", base.port, _minimal_requests(base.port, inserts[:200]), 4))
-        _measure_pairs(plat, api, warm[:100], 4, 60)
-        _measure_one_request(plat, api, warm[100:300], 4, 60)
+        _measure_pairs(plat, api, warm[:100], 4, _ALL)
+        _measure_one_request(plat, api, warm[100:300], 4, _ALL)
         print("1 connection (no queueing: what a doctor alone waits for)")
-        _measure_one_request(plat, api, warm[300:], 1, 60)
+        _measure_one_request(plat, api, warm[300:], 1, _ALL)
         print(f"{concurrency} connections")
         floor = _measure_minimal(plat, base, _minimal_requests(base.port, inserts[200:]), concurrency)
         signed = _measure_one_request(plat, api, one, concurrency, duration_s)
+        half = _measure_one_request(plat, api, paced, concurrency, duration_s, rate_per_s=signed["per_s"] / 2)
+        # the same offered rate of minimal inserts: how much of that tail the machine gives any commit
+        minimal_half = _measure_minimal(plat, base, _minimal_requests(base.port, paced_inserts), concurrency,
+                                        rate_per_s=signed["per_s"] / 2)
         pairs = _measure_pairs(plat, api, pairs_doctors, concurrency, duration_s)
         _measure_dry_run(api, one[-200:], 400)
     print(f"\nwrite + sign in one request = {signed['per_s'] / floor['per_s']:.0%} of the minimal insert "
@@ -262,14 +291,18 @@ def run(plat: Platform, prescriptions: int, minimal: int, concurrency: int, dura
           f"{signed['wall_s']:.0f} s (target ≤ 50 ms; the minimal insert's own p99 {floor['p99_ms']:.1f} ms); "
           f"server CPU {signed['cpu_ms']:.2f} ms per signed prescription vs {floor['cpu_ms']:.2f} ms per minimal "
           f"insert, PostgreSQL CPU {signed['pg_cpu_ms']:.2f} vs {floor['pg_cpu_ms']:.2f} ms")
+    print(f"at half that rate ({half['per_s']:.0f}/s offered on {concurrency} connections, latency from when each was "
+          f"due): p50 {half['p50_ms']:.1f} ms, p99 {half['p99_ms']:.1f} ms; the minimal insert offered the same rate: "
+          f"p50 {minimal_half['p50_ms']:.1f} ms, p99 {minimal_half['p99_ms']:.1f} ms")
     print(f"draft, then sign (2 requests) = {pairs['per_s'] / floor['per_s']:.0%} of the minimal insert; p99 "
           f"{pairs['p99_ms']:.1f} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prescriptions", type=int, default=20000,
-                        help="doctors in calls for each timed flow (one prescription each)")
+    parser.add_argument("--prescriptions", type=int, default=36000,
+                        help="doctors in calls for the one-request flow (one prescription each); half as many for "
+                             "the 2-request flow and for the half-load run")
     parser.add_argument("--minimal", type=int, default=6000, help="minimal inserts")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of create + sign")

@@ -61,10 +61,13 @@ async def run(host: str, port: int, requests: Sequence[bytes], concurrency: int)
 
 
 class Connection:
-    """One keep-alive connection for a flow whose next request depends on the last answer (create, then sign)."""
+    """One keep-alive connection for a flow whose next request depends on the last answer (create, then sign).
+    ``due``: when a paced run meant the flow to start (time.perf_counter()), so latency counts any wait for a free
+    connection; None in a closed-loop run."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, due: float | None = None) -> None:
         self._reader, self._writer = reader, writer
+        self.due = due
 
     async def call(self, raw: bytes) -> tuple[int, bytes]:
         self._writer.write(raw)
@@ -75,21 +78,30 @@ Flow = Callable[[Connection], Awaitable[None]]
 
 
 async def run_flows(host: str, port: int, flows: Iterable[Flow], concurrency: int, *,
-                    deadline: float | None = None) -> float:
+                    deadline: float | None = None, rate_per_s: float | None = None) -> float:
     """Run each flow once, ``concurrency`` at a time, each on one of as many keep-alive connections, until the flows
-    run out or ``time.perf_counter()`` passes ``deadline``; returns the wall time. Flows record their own figures."""
-    items = iter(flows)
+    run out or ``time.perf_counter()`` passes ``deadline``; returns the wall time. Flows record their own figures.
+
+    Closed loop by default (each connection starts its next flow as soon as the last ends, so the offered load is
+    whatever the server sustains). With ``rate_per_s``, open loop: flow i is due ``i / rate_per_s`` after the start
+    whatever the answers, and waits for a free connection when all are busy (its ``Connection.due`` says when it was
+    due, for latency without coordinated omission)."""
+    items = enumerate(flows)
+    started = time.perf_counter()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for flow in items:
-                await flow(Connection(reader, writer))
+            for i, flow in items:
+                due = None
+                if rate_per_s is not None:
+                    due = started + i / rate_per_s
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 if deadline is not None and time.perf_counter() >= deadline:
                     return
+                await flow(Connection(reader, writer, due))
         finally:
             writer.close()
 
-    started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return time.perf_counter() - started

@@ -69,18 +69,12 @@ def next_send_time(at: datetime, kind: str, settings: Settings) -> datetime:
 
 
 _ENQUEUE = """
-WITH recipients AS (
-  SELECT $2::uuid AS account_id WHERE $2::uuid IS NOT NULL
-  UNION
-  SELECT account_id FROM patients WHERE id = $3 AND account_id IS NOT NULL
-  UNION
-  SELECT g.account_id FROM guardianships gs JOIN patients g ON g.id = gs.guardian_id
-  WHERE gs.dependent_id = $3 AND g.account_id IS NOT NULL),
-inserted AS (
+-- recipients: the account, or the patient's account and every guardian's (SQL function, migration 0019)
+WITH inserted AS (
   INSERT INTO notification_outbox (idempotency_key, account_id, kind, category, channel, params, subject,
                                    available_at, expires_at, max_attempts)
   SELECT $1 || ':' || r.account_id || ':' || c.channel, r.account_id, $4, $5, c.channel, $6, $7, $8, $9, $10
-  FROM recipients r CROSS JOIN unnest($11::text[]) AS c(channel)
+  FROM notification_recipients($2, $3) AS r (account_id) CROSS JOIN unnest($11::text[]) AS c (channel)
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING id)
 -- NOTIFY is delivered at commit, and only if the transaction commits

@@ -12,6 +12,7 @@ import pytest
 
 from api.demo import CHILD, PATIENTS
 from eprescription.checks import CheckLine, PatientFacts, clinical_findings
+from eprescription.checks_db import CheckData
 from eprescription.schemas import Finding
 from tests.consultations.factories import make_consultation
 from tests.eprescription.factories import RxLine, days_ago, drug_id, insert_issued_prescription
@@ -38,8 +39,10 @@ def line(position: int, drug: UUID, dose: float = 1, unit: str = "viên", times:
 
 async def check(pool: asyncpg.Pool, facts: PatientFacts, lines: Sequence[CheckLine],
                 exclude: Sequence[UUID] = ()) -> list[Finding]:
-    async with pool.acquire() as conn:
-        return await clinical_findings(conn, facts, lines, exclude_prescription_ids=exclude)
+    drug_ids = list(dict.fromkeys(line.drug_id for line in lines))
+    text = await pool.fetchval("SELECT clinical_check_data($1, $2, $3, $4)", drug_ids, facts.patient_id,
+                               list(exclude), facts.allergies)
+    return clinical_findings(msgspec.json.decode(text, type=CheckData), facts, lines)
 
 
 def of_rule(findings: list[Finding], rule: str) -> list[Finding]:
@@ -77,9 +80,10 @@ async def test_cds1_every_seeded_interaction_is_found_in_both_line_orders(pool: 
 
 
 async def test_cds1_rules_are_looked_up_by_exactly_the_codes_that_name_a_drug(pool: asyncpg.Pool) -> None:
-    """The index lookup (drug_side_keys, migration 0018) is drug_matches_side() turned around: for every catalogue
-    drug and every side code the catalogue uses, plus fragments that must not match (single words, cut words, a word
-    too many, ATC prefixes), both say the same, so no rule is missed or invented by the lookup."""
+    """The index lookup (drug_side_keys, migration 0018, stored as drugs.side_keys since 0020) is
+    drug_matches_side() turned around: for every catalogue drug and every side code the catalogue uses, plus
+    fragments that must not match (single words, cut words, a word too many, ATC prefixes), both say the same, so no
+    rule, allergy class member or pregnancy risk is missed or invented by the lookup."""
     rows = await pool.fetch(
         """WITH sides AS (
              SELECT a_kind AS kind, a_code AS code FROM drug_interactions
@@ -91,7 +95,7 @@ async def test_cds1_rules_are_looked_up_by_exactly_the_codes_that_name_a_drug(po
              UNION SELECT 'atc_class', left(atc_code, n) FROM drugs, generate_series(1, 7) n WHERE atc_code <> ''
            )
            SELECT d.inn, s.kind, s.code, drug_matches_side(s.kind, s.code, d.ingredients, d.atc_code) AS matches,
-                  s.kind || ':' || s.code = ANY (drug_side_keys(d.ingredients, d.atc_code)) AS keyed,
+                  s.kind || ':' || s.code = ANY (d.side_keys) AS keyed,
                   s.code = ANY (d.ingredients) AS whole_name
            FROM drugs d CROSS JOIN sides s""")
     disagree = [(r["inn"], r["kind"], r["code"], r["matches"]) for r in rows if r["matches"] != r["keyed"]]

@@ -136,7 +136,8 @@ async def test_only_the_treating_doctor_may_write_and_sign(client: Client, pool:
 async def test_a_double_submitted_signature_gives_one_prescription(live_server: str, pool: asyncpg.Pool,
                                                                    settings: Settings) -> None:
     """A double click sends the same code twice; two console tabs send two valid codes. Either way the consultation
-    ends with one open normal prescription (VN-1.10), settled by the account's row lock and the database's index."""
+    ends with one open normal prescription (VN-1.10), settled by the statement that spends the TOTP step (it
+    re-checks the step under the row lock its UPDATE takes) and by the database's index."""
     doctor = await staff_headers(pool, settings, "bs.lan")
     lines = [await line(pool, "Paracetamol", "500 mg")]
     async with httpx.AsyncClient(base_url=live_server, timeout=30) as http:
@@ -154,3 +155,69 @@ async def test_a_double_submitted_signature_gives_one_prescription(live_server: 
                 "/problems/signing-code-rejected", "/problems/prescription-rule-violated"})
             rows = await stored(pool, consultation_id)
             assert len(rows) == 1 and rows[0]["status"] == "issued"
+
+
+async def test_the_answer_is_the_prescription_as_read_back(client: Client, pool: asyncpg.Pool,
+                                                           settings: Settings) -> None:
+    """The 201 is built from what the request already holds, not read back: it must say exactly what reading the
+    prescription says, here for a child (guardian, weight), a dose and a weight that the numeric columns round, the
+    consultation record's diagnoses and an overridden finding. The notice reaches the guardian, as from a draft."""
+    consultation_id = await make_consultation(pool, status="in_call", for_child=True)  # penicillin allergy
+    await pool.execute("""INSERT INTO consultation_diagnoses (consultation_id, position, code, name, is_principal)
+                          VALUES ($1, 1, 'R05', 'Ho', false), ($1, 2, 'J00', 'Cảm lạnh', true)""", consultation_id)
+    doctor = await staff_headers(pool, settings, "bs.lan")
+    lines = [await line(pool, "Amoxicilin", "250 mg", unit="gói", dose=1, times=2, days=5),
+             await line(pool, "Paracetamol", "500 mg", dose=0.7505, times=3, days=3)]
+    ask = body(consultation_id, lines, weight_kg=10.045, diagnoses=None, advice="Theo dõi sốt.")
+    refused = await client.post("/prescriptions/signed", headers=doctor, json=ask)
+    assert refused.status_code == 422, refused.text
+    overrides = [{"key": f["key"], "reason": "Đã hỏi kỹ tiền sử dị ứng, mẹ đồng ý."}
+                 for f in refused.json()["findings"] if f["blocks_signing"]]
+    signed = await client.post("/prescriptions/signed", headers=doctor, json={**ask, "overrides": overrides})
+    assert signed.status_code == 201, signed.text
+    rx = signed.json()
+    read_back = await client.get(f"/prescriptions/{rx['id']}", headers=doctor)
+    assert rx == read_back.json()
+
+    # what the columns keep, as PostgreSQL rounds a float8 into them: the same as a draft would have stored
+    assert rx["lines"][1]["dose_per_time"] == await pool.fetchval("SELECT 0.7505::float8::numeric(10, 3)::float8")
+    assert rx["weight_kg"] == await pool.fetchval("SELECT 10.045::float8::numeric(5, 2)::float8")
+    assert [d["code"] for d in rx["diagnoses"]] == ["J00", "R05"] and rx["diagnoses"][0]["name"]
+    assert [f["override_reason"] for f in rx["findings"] if f["blocks_signing"]] == [o["reason"] for o in overrides]
+    document = (await client.get(f"/prescriptions/{rx['id']}/signature", headers=doctor)).json()
+    content = json.loads(signing.unb64url(document["content"]))
+    assert [li["dose_per_time"] for li in content["lines"]] == [li["dose_per_time"] for li in rx["lines"]]
+    assert content["patient"]["weight_kg"] == rx["weight_kg"]
+
+    guardians = await pool.fetch(
+        """SELECT g.account_id FROM prescriptions p JOIN guardianships gs ON gs.dependent_id = p.patient_id
+           JOIN patients g ON g.id = gs.guardian_id WHERE p.id = $1 AND g.account_id IS NOT NULL""", UUID(rx["id"]))
+    notified = await pool.fetch("SELECT account_id, channel FROM notification_outbox WHERE subject = $1",
+                                f"prescription:{rx['id']}")
+    assert guardians and sorted((r["account_id"], r["channel"]) for r in notified) == sorted(
+        (g["account_id"], "push") for g in guardians)
+
+
+async def test_lines_are_fixed_once_the_signing_transaction_commits(client: Client, pool: asyncpg.Pool,
+                                                                    settings: Settings) -> None:
+    """A prescription inserted already signed gets its lines in the same statement; afterwards nobody adds,
+    changes or removes one (the database refuses, whoever asks)."""
+    consultation_id = await make_consultation(pool, status="in_call")
+    doctor = await staff_headers(pool, settings, "bs.lan")
+    signed = await client.post("/prescriptions/signed", headers=doctor,
+                               json=body(consultation_id, [await line(pool, "Paracetamol", "500 mg")]))
+    assert signed.status_code == 201, signed.text
+    rx_id = UUID(signed.json()["id"])
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+        await pool.execute(
+            """INSERT INTO prescription_lines (prescription_id, position, drug_id, drug_name, strength, dosage_form,
+                                               dose_per_time, dose_unit, times_per_day, days, quantity, quantity_unit,
+                                               route)
+               SELECT prescription_id, 2, drug_id, drug_name, strength, dosage_form, dose_per_time, dose_unit,
+                      times_per_day, days, quantity, quantity_unit, route
+               FROM prescription_lines WHERE prescription_id = $1""", rx_id)
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+        await pool.execute("UPDATE prescription_lines SET quantity = 99 WHERE prescription_id = $1", rx_id)
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+        await pool.execute("DELETE FROM prescription_lines WHERE prescription_id = $1", rx_id)
+    assert await pool.fetchval("SELECT count(*) FROM prescription_lines WHERE prescription_id = $1", rx_id) == 1
